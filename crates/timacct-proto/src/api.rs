@@ -1,0 +1,286 @@
+//! The APIs of the account family, their paths and documented rate limits, and the query
+//! string every call carries.
+
+use crate::error::{ApiError, ErrorCode};
+
+/// One REST API of the account family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Api {
+    /// `im_open_login_svc/account_import`: import one account.
+    AccountImport,
+    /// `im_open_login_svc/multiaccount_import`: import up to 100 accounts.
+    MultiAccountImport,
+    /// `im_open_login_svc/account_check`: ask whether up to 100 accounts are imported.
+    AccountCheck,
+    /// `im_open_login_svc/account_delete`: delete up to 100 accounts.
+    AccountDelete,
+    /// `im_open_login_svc/kick`: invalidate one account's login state.
+    Kick,
+    /// `openim/query_online_status`: online state of up to 500 accounts.
+    QueryOnlineStatus,
+}
+
+impl Api {
+    /// Every API, in a fixed order (used to index per-API tables).
+    pub const ALL: [Api; 6] = [
+        Api::AccountImport,
+        Api::MultiAccountImport,
+        Api::AccountCheck,
+        Api::AccountDelete,
+        Api::Kick,
+        Api::QueryOnlineStatus,
+    ];
+
+    /// The `servicename` part of the path.
+    pub const fn service(self) -> &'static str {
+        match self {
+            Api::QueryOnlineStatus => "openim",
+            _ => "im_open_login_svc",
+        }
+    }
+
+    /// The `command` part of the path, which is also the API's name in config files.
+    pub const fn command(self) -> &'static str {
+        match self {
+            Api::AccountImport => "account_import",
+            Api::MultiAccountImport => "multiaccount_import",
+            Api::AccountCheck => "account_check",
+            Api::AccountDelete => "account_delete",
+            Api::Kick => "kick",
+            Api::QueryOnlineStatus => "query_online_status",
+        }
+    }
+
+    /// The URL path, e.g. `/v4/im_open_login_svc/account_check`.
+    pub const fn path(self) -> &'static str {
+        match self {
+            Api::AccountImport => "/v4/im_open_login_svc/account_import",
+            Api::MultiAccountImport => "/v4/im_open_login_svc/multiaccount_import",
+            Api::AccountCheck => "/v4/im_open_login_svc/account_check",
+            Api::AccountDelete => "/v4/im_open_login_svc/account_delete",
+            Api::Kick => "/v4/im_open_login_svc/kick",
+            Api::QueryOnlineStatus => "/v4/openim/query_online_status",
+        }
+    }
+
+    /// The API for a URL path, if it is one of the family.
+    pub fn from_path(path: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|api| api.path() == path)
+    }
+
+    /// The API for a command name (as used in config files), if any.
+    pub fn from_command(command: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|api| api.command() == command)
+    }
+
+    /// Tencent's documented default limit in calls per second, per app.
+    pub const fn documented_rate_limit(self) -> u32 {
+        match self {
+            Api::AccountImport | Api::Kick | Api::QueryOnlineStatus => 200,
+            Api::MultiAccountImport | Api::AccountDelete | Api::AccountCheck => 100,
+        }
+    }
+
+    /// Index into [`Api::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a query string was refused, before any app lookup or signature check.
+pub type QueryError = ApiError;
+
+/// The common query string: `sdkappid`, `identifier`, `usersig`, `random`, `contenttype`.
+///
+/// Parsing keeps the raw values so that the server can check them in the order the contract
+/// fixes (sdkappid first, then the app lookup, then the rest).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiQuery {
+    /// `sdkappid`, as sent.
+    pub sdkappid: Option<String>,
+    /// `identifier`, as sent: the admin making the call.
+    pub identifier: Option<String>,
+    /// `usersig`, as sent: the admin's UserSig.
+    pub usersig: Option<String>,
+    /// `random`, as sent: a 32-bit number identifying the request.
+    pub random: Option<String>,
+    /// `contenttype`, as sent: always `json` when present.
+    pub contenttype: Option<String>,
+}
+
+impl ApiQuery {
+    /// Split a raw query string (without `?`). Names are case-sensitive; the first occurrence
+    /// of a name wins; unknown names are ignored.
+    pub fn parse(query: &str) -> ApiQuery {
+        let mut q = ApiQuery::default();
+        for (name, value) in form_pairs(query) {
+            let slot = match name.as_str() {
+                "sdkappid" => &mut q.sdkappid,
+                "identifier" => &mut q.identifier,
+                "usersig" => &mut q.usersig,
+                "random" => &mut q.random,
+                "contenttype" => &mut q.contenttype,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        q
+    }
+
+    /// Build the query string for a call (used by clients).
+    pub fn encode(sdkappid: u32, identifier: &str, usersig: &str, random: u32) -> String {
+        format!(
+            "sdkappid={sdkappid}&identifier={}&usersig={}&random={random}&contenttype=json",
+            percent_encode(identifier),
+            percent_encode(usersig)
+        )
+    }
+
+    /// The SDKAppID: missing or not an integer in u32 range → 60012.
+    pub fn sdkappid(&self) -> Result<u32, ApiError> {
+        let raw = self.sdkappid.as_deref().unwrap_or("");
+        if raw.is_empty() {
+            return Err(ApiError::new(ErrorCode::SdkAppIdMissing));
+        }
+        parse_u32(raw).ok_or_else(|| {
+            ApiError::with_info(
+                ErrorCode::SdkAppIdMissing,
+                "sdkappid in the URL must be an integer from 0 to 4294967295",
+            )
+        })
+    }
+
+    /// The admin identifier and UserSig, after the `contenttype` and `random` checks; every
+    /// failure here is 60025.
+    pub fn credentials(&self) -> Result<(&str, &str), ApiError> {
+        let identifier = self.identifier.as_deref().unwrap_or("");
+        if identifier.is_empty() {
+            return Err(ApiError::with_info(
+                ErrorCode::UrlParams,
+                "identifier is missing from the URL; set it to an App admin account",
+            ));
+        }
+        let usersig = self.usersig.as_deref().unwrap_or("");
+        if usersig.is_empty() {
+            return Err(ApiError::with_info(
+                ErrorCode::UrlParams,
+                "usersig is missing from the URL; set it to the admin's UserSig",
+            ));
+        }
+        if let Some(ct) = self.contenttype.as_deref() {
+            if ct != "json" {
+                return Err(ApiError::with_info(
+                    ErrorCode::UrlParams,
+                    "contenttype in the URL must be json",
+                ));
+            }
+        }
+        if let Some(random) = self.random.as_deref() {
+            if parse_u32(random).is_none() {
+                return Err(ApiError::with_info(
+                    ErrorCode::UrlParams,
+                    "random in the URL must be an integer from 0 to 4294967295",
+                ));
+            }
+        }
+        Ok((identifier, usersig))
+    }
+}
+
+/// A decimal u32 made of ASCII digits only (no sign, no spaces).
+fn parse_u32(raw: &str) -> Option<u32> {
+    if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok())
+}
+
+/// `application/x-www-form-urlencoded` pairs, decoded leniently: a broken `%` escape is kept
+/// as it is and invalid UTF-8 is replaced, so no query string can make parsing fail.
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(name), percent_decode(value))
+    })
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters and the `*` of Tencent's
+/// base64 variant.
+fn percent_encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_is_lenient_and_first_wins() {
+        let q =
+            ApiQuery::parse("sdkappid=1&sdkappid=2&identifier=a%20b&usersig=x+y&bad=%zz&random=%");
+        assert_eq!(q.sdkappid.as_deref(), Some("1"));
+        assert_eq!(q.identifier.as_deref(), Some("a b"));
+        assert_eq!(q.usersig.as_deref(), Some("x y"));
+        assert_eq!(q.random.as_deref(), Some("%"));
+    }
+
+    #[test]
+    fn sdkappid_range() {
+        let code = |s: &str| ApiQuery::parse(s).sdkappid().map_err(|e| e.code.code());
+        assert_eq!(code("sdkappid=4294967295"), Ok(4294967295));
+        assert_eq!(code("sdkappid=4294967296"), Err(60012));
+        assert_eq!(code("sdkappid=-1"), Err(60012));
+        assert_eq!(code("sdkappid="), Err(60012));
+        assert_eq!(code(""), Err(60012));
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let s = ApiQuery::encode(7, "admin x", "a*b-c_d+/=", 42);
+        let q = ApiQuery::parse(&s);
+        assert_eq!(q.identifier.as_deref(), Some("admin x"));
+        assert_eq!(q.usersig.as_deref(), Some("a*b-c_d+/="));
+        assert_eq!(q.random.as_deref(), Some("42"));
+        assert_eq!(q.contenttype.as_deref(), Some("json"));
+    }
+}

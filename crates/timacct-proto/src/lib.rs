@@ -1,0 +1,36 @@
+//! Wire types of Tencent Cloud Chat's account-management REST API.
+//!
+//! Everything that crosses the wire lives here so that the server and the client share one
+//! definition: the request bodies, the response bodies (with their documented key order), the
+//! envelope, the one table of error codes, the APIs with their paths and rate limits, and the
+//! batch limits. Nothing here does I/O.
+#![deny(missing_docs)]
+
+mod api;
+mod error;
+mod request;
+mod response;
+
+pub use api::{Api, ApiQuery, QueryError};
+pub use error::{ApiError, ErrorCode};
+pub use request::{
+    parse_body, AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, AccountListEntry,
+    KickRequest, MultiAccountImportRequest, QueryOnlineStatusRequest, UserIdItem,
+};
+pub use response::{
+    AccountCheckResponse, AccountDeleteResponse, AccountStatus, CheckResultItem, DeleteResultItem,
+    Envelope, MultiAccountImportResponse, OnlineDetail, OnlineErrorItem, OnlineResultItem,
+    QueryOnlineStatusResponse,
+};
+
+/// The most accounts one batch call may name (`multiaccount_import`, `account_check`,
+/// `account_delete`), as documented on every batch API's page.
+pub const MAX_BATCH: usize = 100;
+/// The most accounts one `query_online_status` call may name.
+pub const MAX_ONLINE_BATCH: usize = 500;
+/// A UserID is at most 32 bytes of UTF-8.
+pub const MAX_USER_ID_BYTES: usize = 32;
+/// `Nick` and `FaceUrl` are profile fields limited to 500 bytes (error 40601 beyond).
+pub const MAX_PROFILE_FIELD_BYTES: usize = 500;
+/// The exact per-item `ResultInfo` Tencent returns for a missing account in `account_delete`.
+pub const ACCOUNT_NOT_EXIST_INFO: &str = "Err_TLS_PT_Open_Login_Account_Not_Exist";

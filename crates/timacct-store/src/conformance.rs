@@ -1,0 +1,287 @@
+//! The store conformance suite: what every backend must do, written once.
+//!
+//! A backend's test file invokes [`conformance_suite!`](crate::conformance_suite) with an
+//! expression that yields a fresh `Arc<dyn AccountStore>`; the macro expands to one
+//! `#[tokio::test]` per case. Each case uses its own SDKAppIDs, so cases never see each other.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use crate::{AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId};
+
+/// Expand to one test per conformance case for the backend `$make` builds
+/// (an async expression of type `Arc<dyn AccountStore>`).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            import_then_check, import_updates_profile_only_when_given, duplicates_in_one_import,
+            delete_then_check, delete_repeats_are_not_found, apps_are_isolated,
+            max_accounts_limit, reimport_block, reimport_allowed_without_block,
+            userids_are_case_sensitive_and_bytewise, concurrent_imports_share_commits,
+            account_count_tracks_imports_and_deletes);
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: ::std::sync::Arc<dyn $crate::AccountStore> = $make.await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+fn id(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn ids(list: &[&str]) -> Vec<UserId> {
+    list.iter().map(|s| id(s)).collect()
+}
+
+fn plain(list: &[&str]) -> Vec<ImportItem> {
+    list.iter().map(|s| ImportItem::id_only(id(s))).collect()
+}
+
+fn policy(now: i64) -> ImportPolicy {
+    ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: None,
+        now,
+    }
+}
+
+pub async fn import_then_check(store: Arc<dyn AccountStore>) {
+    let out = store
+        .import(101, plain(&["a", "b"]), policy(1000))
+        .await
+        .unwrap();
+    assert_eq!(out, vec![ImportOutcome::Created, ImportOutcome::Created]);
+    let out = store
+        .import(101, plain(&["b", "c"]), policy(1001))
+        .await
+        .unwrap();
+    assert_eq!(out, vec![ImportOutcome::Updated, ImportOutcome::Created]);
+    let seen = store
+        .check(101, ids(&["a", "b", "c", "d", "a"]))
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![true, true, true, false, true]);
+    let acct = store.account(101, id("a")).await.unwrap().unwrap();
+    assert_eq!(
+        (acct.nick.as_str(), acct.face_url.as_str(), acct.created_at),
+        ("", "", 1000)
+    );
+    assert!(store.account(101, id("zz")).await.unwrap().is_none());
+}
+
+pub async fn import_updates_profile_only_when_given(store: Arc<dyn AccountStore>) {
+    let item = |nick: Option<&str>, face: Option<&str>| ImportItem {
+        user_id: id("p"),
+        nick: nick.map(str::to_owned),
+        face_url: face.map(str::to_owned),
+    };
+    store
+        .import(102, vec![item(Some("n1"), Some("f1"))], policy(1))
+        .await
+        .unwrap();
+    store
+        .import(102, vec![item(Some("n2"), None)], policy(2))
+        .await
+        .unwrap();
+    let a = store.account(102, id("p")).await.unwrap().unwrap();
+    assert_eq!((a.nick.as_str(), a.face_url.as_str()), ("n2", "f1"));
+    store
+        .import(102, vec![item(None, Some(""))], policy(3))
+        .await
+        .unwrap();
+    let a = store.account(102, id("p")).await.unwrap().unwrap();
+    assert_eq!(
+        (a.nick.as_str(), a.face_url.as_str(), a.created_at),
+        ("n2", "", 1)
+    );
+}
+
+pub async fn duplicates_in_one_import(store: Arc<dyn AccountStore>) {
+    let items = vec![
+        ImportItem {
+            user_id: id("d"),
+            nick: Some("first".into()),
+            face_url: None,
+        },
+        ImportItem {
+            user_id: id("d"),
+            nick: Some("last".into()),
+            face_url: None,
+        },
+    ];
+    let out = store.import(103, items, policy(1)).await.unwrap();
+    assert_eq!(out, vec![ImportOutcome::Created, ImportOutcome::Updated]);
+    assert_eq!(
+        store.account(103, id("d")).await.unwrap().unwrap().nick,
+        "last"
+    );
+    assert_eq!(store.account_count(103).await.unwrap(), 1);
+}
+
+pub async fn delete_then_check(store: Arc<dyn AccountStore>) {
+    store
+        .import(
+            104,
+            vec![ImportItem {
+                user_id: id("x"),
+                nick: Some("n".into()),
+                face_url: None,
+            }],
+            policy(1),
+        )
+        .await
+        .unwrap();
+    let out = store.delete(104, ids(&["x", "y"]), 5).await.unwrap();
+    assert_eq!(out, vec![DeleteOutcome::Deleted, DeleteOutcome::NotFound]);
+    assert_eq!(store.check(104, ids(&["x"])).await.unwrap(), vec![false]);
+    // The profile went with the account: a re-import starts empty.
+    store.import(104, plain(&["x"]), policy(6)).await.unwrap();
+    assert_eq!(store.account(104, id("x")).await.unwrap().unwrap().nick, "");
+}
+
+pub async fn delete_repeats_are_not_found(store: Arc<dyn AccountStore>) {
+    store.import(105, plain(&["r"]), policy(1)).await.unwrap();
+    let out = store.delete(105, ids(&["r", "r"]), 2).await.unwrap();
+    assert_eq!(out, vec![DeleteOutcome::Deleted, DeleteOutcome::NotFound]);
+}
+
+pub async fn apps_are_isolated(store: Arc<dyn AccountStore>) {
+    store
+        .import(106, plain(&["shared"]), policy(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(107, ids(&["shared"])).await.unwrap(),
+        vec![false]
+    );
+    assert_eq!(
+        store.delete(107, ids(&["shared"]), 2).await.unwrap(),
+        vec![DeleteOutcome::NotFound]
+    );
+    assert_eq!(
+        store.check(106, ids(&["shared"])).await.unwrap(),
+        vec![true]
+    );
+    assert_eq!(store.account_count(107).await.unwrap(), 0);
+}
+
+pub async fn max_accounts_limit(store: Arc<dyn AccountStore>) {
+    let p = ImportPolicy {
+        max_accounts: Some(2),
+        reimport_block_secs: None,
+        now: 1,
+    };
+    let out = store
+        .import(108, plain(&["m1", "m2", "m3", "m1"]), p)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            ImportOutcome::Created,
+            ImportOutcome::Created,
+            ImportOutcome::LimitReached,
+            ImportOutcome::Updated
+        ]
+    );
+    assert_eq!(store.check(108, ids(&["m3"])).await.unwrap(), vec![false]);
+    store.delete(108, ids(&["m1"]), 2).await.unwrap();
+    let out = store.import(108, plain(&["m3"]), p).await.unwrap();
+    assert_eq!(out, vec![ImportOutcome::Created]);
+}
+
+pub async fn reimport_block(store: Arc<dyn AccountStore>) {
+    let day = 86_400;
+    let p = |now| ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: Some(90 * day),
+        now,
+    };
+    store.import(109, plain(&["t"]), p(0)).await.unwrap();
+    store.delete(109, ids(&["t"]), 10).await.unwrap();
+    assert_eq!(
+        store.import(109, plain(&["t"]), p(11)).await.unwrap(),
+        vec![ImportOutcome::ReimportBlocked]
+    );
+    assert_eq!(store.check(109, ids(&["t"])).await.unwrap(), vec![false]);
+    assert_eq!(
+        store
+            .import(109, plain(&["t"]), p(10 + 90 * day - 1))
+            .await
+            .unwrap(),
+        vec![ImportOutcome::ReimportBlocked]
+    );
+    assert_eq!(
+        store
+            .import(109, plain(&["t"]), p(10 + 90 * day))
+            .await
+            .unwrap(),
+        vec![ImportOutcome::Created]
+    );
+}
+
+pub async fn reimport_allowed_without_block(store: Arc<dyn AccountStore>) {
+    store.import(110, plain(&["t"]), policy(0)).await.unwrap();
+    store.delete(110, ids(&["t"]), 1).await.unwrap();
+    assert_eq!(
+        store.import(110, plain(&["t"]), policy(2)).await.unwrap(),
+        vec![ImportOutcome::Created]
+    );
+}
+
+pub async fn userids_are_case_sensitive_and_bytewise(store: Arc<dyn AccountStore>) {
+    store
+        .import(111, plain(&["Alice", "e\u{301}", "用户"]), policy(1))
+        .await
+        .unwrap();
+    let seen = store
+        .check(
+            111,
+            ids(&["alice", "Alice", "\u{e9}", "e\u{301}", "用户", "用户 "]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![false, true, false, true, true, false]);
+}
+
+pub async fn concurrent_imports_share_commits(store: Arc<dyn AccountStore>) {
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<String> = (0..50).map(|i| format!("c{t}-{i}")).collect();
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.import(112, plain(&refs), policy(1)).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(t
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| *o == ImportOutcome::Created));
+    }
+    assert_eq!(store.account_count(112).await.unwrap(), 800);
+    let probe = ids(&["c0-0", "c15-49", "c16-0"]);
+    assert_eq!(
+        store.check(112, probe).await.unwrap(),
+        vec![true, true, false]
+    );
+}
+
+pub async fn account_count_tracks_imports_and_deletes(store: Arc<dyn AccountStore>) {
+    store
+        .import(113, plain(&["a", "b", "c", "a"]), policy(1))
+        .await
+        .unwrap();
+    assert_eq!(store.account_count(113).await.unwrap(), 3);
+    store.delete(113, ids(&["a", "zz", "a"]), 2).await.unwrap();
+    assert_eq!(store.account_count(113).await.unwrap(), 2);
+}

@@ -1,0 +1,74 @@
+//! Account storage for timacct.
+//!
+//! The server talks to storage through one trait, [`AccountStore`], so that the embedded
+//! SQLite backend and a networked backend can be swapped without touching the HTTP layer.
+//! Every backend must pass the same [`conformance`] suite: that suite, not any one backend,
+//! defines what storing accounts means.
+//!
+//! Values reach this crate already parsed: a [`UserId`] can only be built by
+//! [`UserId::parse`], so a backend never sees an invalid UserID.
+#![deny(missing_docs)]
+
+pub mod conformance;
+mod model;
+mod sqlite;
+
+pub use model::{
+    Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError,
+};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// A storage failure. The server answers every one of these with 70500 (retryable): the
+/// caller may try again, and nothing of the failed call was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the operation.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The backend stopped (e.g. during shutdown) before answering.
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// The accounts of every app, isolated by SDKAppID.
+///
+/// Each write method applies its whole batch in one transaction and returns only after that
+/// transaction is durable: an `Ok` from `import` or `delete` survives a crash or power loss.
+/// Items in a batch are applied in order, so later items see earlier ones (a repeated UserID
+/// in `delete` finds the account already gone).
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Import (create or update) accounts; one outcome per item, in order.
+    async fn import(
+        &self,
+        app: u32,
+        items: Vec<ImportItem>,
+        policy: ImportPolicy,
+    ) -> Result<Vec<ImportOutcome>, StoreError>;
+
+    /// Whether each account exists; one answer per id, in order.
+    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError>;
+
+    /// Delete accounts and their profiles, leaving a tombstone dated `now`; one outcome per
+    /// id, in order.
+    async fn delete(
+        &self,
+        app: u32,
+        ids: Vec<UserId>,
+        now: i64,
+    ) -> Result<Vec<DeleteOutcome>, StoreError>;
+
+    /// One account with its profile, if it exists.
+    async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError>;
+
+    /// How many accounts the app has.
+    async fn account_count(&self, app: u32) -> Result<u64, StoreError>;
+}

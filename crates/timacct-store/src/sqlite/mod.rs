@@ -1,0 +1,239 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Durability: `synchronous = FULL` makes every commit fsync the WAL before it returns, and no
+//! write is acknowledged before its commit returns. To keep that affordable under concurrency
+//! all writes go through one writer thread that takes every write waiting in its queue, applies
+//! them in one transaction (each in its own savepoint, so one failing write does not undo the
+//! others) and commits once: concurrent writers share one fsync (group commit). Reads use a
+//! small pool of read-only connections, which WAL lets run beside the writer.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::{
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
+    UserId,
+};
+use writer::{Write, Writer};
+
+/// The schema, applied at every open (idempotent).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    sdkappid   INTEGER NOT NULL,
+    user_id    TEXT    NOT NULL,
+    nick       TEXT    NOT NULL DEFAULT '',
+    face_url   TEXT    NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (sdkappid, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+    sdkappid   INTEGER NOT NULL,
+    user_id    TEXT    NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (sdkappid, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS app_stats (
+    sdkappid INTEGER PRIMARY KEY,
+    accounts INTEGER NOT NULL
+);
+";
+
+/// The SQLite backend. Cheap to clone; all clones share one writer thread.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(&path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{}: cannot switch to WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=OFF;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer::new(conn);
+        let handle = std::thread::Builder::new()
+            .name("timacct-sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writes: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(handle)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stop accepting writes, let the writer finish what it has, and wait for it.
+    pub fn close(&self) {
+        self.inner.writes.lock().take();
+        if let Some(handle) = self.inner.writer_thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.inner.writes.lock();
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(make(reply)).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().pop() {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut pool = inner.readers.lock();
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.writes.lock().take();
+        if let Some(handle) = self.writer_thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;")?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn import(
+        &self,
+        app: u32,
+        items: Vec<ImportItem>,
+        policy: ImportPolicy,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        self.write(|reply| Write::Import {
+            app,
+            items,
+            policy,
+            reply,
+        })
+        .await
+    }
+
+    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                out.push(stmt.exists(rusqlite::params![app, id.as_str()])?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        app: u32,
+        ids: Vec<UserId>,
+        now: i64,
+    ) -> Result<Vec<DeleteOutcome>, StoreError> {
+        self.write(|reply| Write::Delete {
+            app,
+            ids,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT nick, face_url, created_at FROM accounts WHERE sdkappid = ?1 AND user_id = ?2",
+            )?;
+            let row = stmt
+                .query_row(rusqlite::params![app, id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            Ok(row.map(|(nick, face_url, created_at)| Account {
+                user_id: id,
+                nick,
+                face_url,
+                created_at,
+            }))
+        })
+        .await
+    }
+
+    async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
+        self.read(move |conn| {
+            let n: Option<i64> = conn
+                .prepare_cached("SELECT accounts FROM app_stats WHERE sdkappid = ?1")?
+                .query_row([app], |r| r.get(0))
+                .optional()?;
+            Ok(n.unwrap_or(0).max(0) as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,264 @@
+//! The single writer thread and its group commit.
+
+use std::sync::mpsc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::{DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId};
+
+/// The most writes folded into one transaction; bounds the latency one commit can add.
+const MAX_GROUP: usize = 512;
+
+/// A write waiting for the writer thread, with the channel its answer goes back on.
+pub(super) enum Write {
+    Import {
+        app: u32,
+        items: Vec<ImportItem>,
+        policy: ImportPolicy,
+        reply: oneshot::Sender<Result<Vec<ImportOutcome>, StoreError>>,
+    },
+    Delete {
+        app: u32,
+        ids: Vec<UserId>,
+        now: i64,
+        reply: oneshot::Sender<Result<Vec<DeleteOutcome>, StoreError>>,
+    },
+}
+
+/// A write's answer, held back until the transaction holding it is committed.
+enum Answer {
+    Import(
+        oneshot::Sender<Result<Vec<ImportOutcome>, StoreError>>,
+        Result<Vec<ImportOutcome>, StoreError>,
+    ),
+    Delete(
+        oneshot::Sender<Result<Vec<DeleteOutcome>, StoreError>>,
+        Result<Vec<DeleteOutcome>, StoreError>,
+    ),
+}
+
+impl Answer {
+    fn send(self, commit: &Result<(), String>) {
+        match self {
+            Answer::Import(tx, r) => {
+                let _ = tx.send(after_commit(r, commit));
+            }
+            Answer::Delete(tx, r) => {
+                let _ = tx.send(after_commit(r, commit));
+            }
+        }
+    }
+}
+
+fn after_commit<T>(r: Result<T, StoreError>, commit: &Result<(), String>) -> Result<T, StoreError> {
+    match commit {
+        Ok(()) => r,
+        Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+    }
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Self {
+        Writer { conn }
+    }
+
+    /// Serve writes until every sender is gone.
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Write>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(w) => group.push(w),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Write>) {
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = Err(e.to_string());
+            for w in group {
+                answer_unapplied(w).send(&err);
+            }
+            return;
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        for w in group {
+            answers.push(self.apply_in_savepoint(w));
+        }
+        let commit = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        for a in answers {
+            a.send(&commit);
+        }
+    }
+
+    fn apply_in_savepoint(&mut self, w: Write) -> Answer {
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT w") {
+            let mut a = answer_unapplied(w);
+            a.set_error(StoreError::from(e));
+            return a;
+        }
+        let answer = match w {
+            Write::Import {
+                app,
+                items,
+                policy,
+                reply,
+            } => Answer::Import(reply, import(&self.conn, app, &items, policy)),
+            Write::Delete {
+                app,
+                ids,
+                now,
+                reply,
+            } => Answer::Delete(reply, delete(&self.conn, app, &ids, now)),
+        };
+        let ok = match &answer {
+            Answer::Import(_, r) => r.is_ok(),
+            Answer::Delete(_, r) => r.is_ok(),
+        };
+        if !ok {
+            let _ = self.conn.execute_batch("ROLLBACK TO w");
+        }
+        if let Err(e) = self.conn.execute_batch("RELEASE w") {
+            let mut answer = answer;
+            answer.set_error(StoreError::from(e));
+            return answer;
+        }
+        answer
+    }
+}
+
+impl Answer {
+    fn set_error(&mut self, e: StoreError) {
+        match self {
+            Answer::Import(_, r) => *r = Err(e),
+            Answer::Delete(_, r) => *r = Err(e),
+        }
+    }
+}
+
+fn answer_unapplied(w: Write) -> Answer {
+    let e = || StoreError::Unavailable("transaction could not start".into());
+    match w {
+        Write::Import { reply, .. } => Answer::Import(reply, Err(e())),
+        Write::Delete { reply, .. } => Answer::Delete(reply, Err(e())),
+    }
+}
+
+fn import(
+    conn: &Connection,
+    app: u32,
+    items: &[ImportItem],
+    policy: ImportPolicy,
+) -> Result<Vec<ImportOutcome>, StoreError> {
+    let mut count = account_count(conn, app)?;
+    let start = count;
+    let mut exists =
+        conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
+    let mut tombstone = conn
+        .prepare_cached("SELECT deleted_at FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut update = conn.prepare_cached(
+        "UPDATE accounts SET nick = COALESCE(?3, nick), face_url = COALESCE(?4, face_url)
+         WHERE sdkappid = ?1 AND user_id = ?2",
+    )?;
+    let mut clear_tombstone =
+        conn.prepare_cached("DELETE FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let id = item.user_id.as_str();
+        if exists.exists(params![app, id])? {
+            if item.nick.is_some() || item.face_url.is_some() {
+                update.execute(params![app, id, item.nick, item.face_url])?;
+            }
+            out.push(ImportOutcome::Updated);
+            continue;
+        }
+        if let Some(block) = policy.reimport_block_secs {
+            let deleted_at: Option<i64> = tombstone
+                .query_row(params![app, id], |r| r.get(0))
+                .optional()?;
+            if deleted_at.is_some_and(|t| policy.now < t.saturating_add(block)) {
+                out.push(ImportOutcome::ReimportBlocked);
+                continue;
+            }
+        }
+        if policy.max_accounts.is_some_and(|max| count >= max) {
+            out.push(ImportOutcome::LimitReached);
+            continue;
+        }
+        insert.execute(params![
+            app,
+            id,
+            item.nick.as_deref().unwrap_or(""),
+            item.face_url.as_deref().unwrap_or(""),
+            policy.now
+        ])?;
+        clear_tombstone.execute(params![app, id])?;
+        count += 1;
+        out.push(ImportOutcome::Created);
+    }
+    if count != start {
+        set_account_count(conn, app, count)?;
+    }
+    Ok(out)
+}
+
+fn delete(
+    conn: &Connection,
+    app: u32,
+    ids: &[UserId],
+    now: i64,
+) -> Result<Vec<DeleteOutcome>, StoreError> {
+    let mut remove =
+        conn.prepare_cached("DELETE FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
+    let mut tombstone = conn.prepare_cached(
+        "INSERT INTO tombstones (sdkappid, user_id, deleted_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sdkappid, user_id) DO UPDATE SET deleted_at = excluded.deleted_at",
+    )?;
+    let mut removed = 0u64;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if remove.execute(params![app, id.as_str()])? > 0 {
+            tombstone.execute(params![app, id.as_str(), now])?;
+            removed += 1;
+            out.push(DeleteOutcome::Deleted);
+        } else {
+            out.push(DeleteOutcome::NotFound);
+        }
+    }
+    if removed > 0 {
+        let count = account_count(conn, app)?.saturating_sub(removed);
+        set_account_count(conn, app, count)?;
+    }
+    Ok(out)
+}
+
+fn account_count(conn: &Connection, app: u32) -> Result<u64, StoreError> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT accounts FROM app_stats WHERE sdkappid = ?1")?
+        .query_row([app], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
+fn set_account_count(conn: &Connection, app: u32, count: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO app_stats (sdkappid, accounts) VALUES (?1, ?2)
+         ON CONFLICT (sdkappid) DO UPDATE SET accounts = excluded.accounts",
+    )?
+    .execute(params![app, count as i64])?;
+    Ok(())
+}

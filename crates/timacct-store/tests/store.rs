@@ -1,0 +1,63 @@
+//! The SQLite backend against the conformance suite, plus what only a file-backed store can
+//! show: data survives reopening.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId};
+
+async fn fresh() -> Arc<dyn AccountStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
+    // The directory must outlive the test; leak it (the OS cleans /tmp).
+    std::mem::forget(dir);
+    Arc::new(store)
+}
+
+mod sqlite_conformance {
+    use super::*;
+    timacct_store::conformance_suite!(fresh());
+}
+
+#[tokio::test]
+async fn data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timacct.db");
+    let policy = ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: None,
+        now: 1,
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let items = vec![ImportItem {
+            user_id: UserId::parse("keep").unwrap(),
+            nick: Some("n".into()),
+            face_url: None,
+        }];
+        store.import(1, items, policy).await.unwrap();
+        store.close();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let acct = store
+        .account(1, UserId::parse("keep").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acct.nick, "n");
+    assert_eq!(store.account_count(1).await.unwrap(), 1);
+}
+
+#[test]
+fn userid_rules() {
+    assert!(UserId::parse("").is_err());
+    assert!(UserId::parse("a".repeat(32)).is_ok());
+    assert!(UserId::parse("a".repeat(33)).is_err());
+    // 11 three-byte characters = 33 bytes.
+    assert!(UserId::parse("用".repeat(11)).is_err());
+    assert!(UserId::parse("用".repeat(10)).is_ok());
+    assert!(UserId::parse("a\u{0}b").is_err());
+    assert!(UserId::parse("a\u{1f}").is_err());
+    assert!(UserId::parse("a\u{7f}").is_err());
+    assert!(UserId::parse("a b@#!").is_ok());
+}
