@@ -1,0 +1,81 @@
+//! Who may call: the query-string checks and the admin UserSig checks, in the order the
+//! contract fixes (`DECISIONS.md`).
+
+use timacct_proto::{Api, ApiError, ApiQuery, ErrorCode};
+use timacct_usersig::{ExpectUserbuf, VerifyError};
+
+use crate::state::{unix_now, App, AppState, VerifiedSig};
+
+/// Check a call's query string and signature; on success, the app it acts on.
+pub(crate) fn authenticate<'s>(
+    state: &'s AppState,
+    api: Api,
+    query: &ApiQuery,
+) -> Result<&'s App, ApiError> {
+    let sdkappid = query.sdkappid()?;
+    let app = state.inner.apps.get(&sdkappid).ok_or_else(|| {
+        ApiError::with_info(
+            ErrorCode::SdkAppIdNotFound,
+            format!("SDKAppID {sdkappid} not found; check the sdkappid in the URL"),
+        )
+    })?;
+    let (identifier, usersig) = query.credentials()?;
+    let now = unix_now();
+    let verified = match state.inner.sigs.get(usersig) {
+        Some(v) if v.sdkappid == sdkappid && v.identifier == identifier => v,
+        _ => {
+            let key = app.config.key.expose();
+            let decoded = timacct_usersig::verify(
+                usersig,
+                u64::from(sdkappid),
+                key,
+                identifier,
+                now,
+                ExpectUserbuf::Any,
+            )
+            .map_err(sig_error)?;
+            let v = VerifiedSig {
+                sdkappid,
+                identifier: identifier.to_owned(),
+                expires_at: decoded.expires_at(),
+            };
+            state.inner.sigs.insert(usersig, v.clone());
+            v
+        }
+    };
+    if i128::from(now) > verified.expires_at {
+        return Err(sig_error(VerifyError::Expired));
+    }
+    if !app.is_admin(identifier) {
+        let code = match api {
+            Api::QueryOnlineStatus => ErrorCode::OnlineNotAdmin,
+            _ => ErrorCode::NotAdmin,
+        };
+        return Err(ApiError::with_info(
+            code,
+            format!(
+                "identifier {identifier:?} is not an App admin; REST calls need an admin account"
+            ),
+        ));
+    }
+    Ok(app)
+}
+
+fn sig_error(e: VerifyError) -> ApiError {
+    match e {
+        VerifyError::SdkAppIdMismatch => ApiError::new(ErrorCode::SdkAppIdMismatch),
+        VerifyError::IdentifierMismatch => ApiError::new(ErrorCode::IdentifierMismatch),
+        VerifyError::Expired => ApiError::new(ErrorCode::UserSigExpired),
+        VerifyError::SigMismatch
+        | VerifyError::UserbufMismatch
+        | VerifyError::UserbufTypeMismatch => ApiError::new(ErrorCode::UserSigVerifyFailed),
+        other => ApiError::with_info(
+            ErrorCode::UserSigIllegal,
+            format!(
+                "{} ({})",
+                ErrorCode::UserSigIllegal.default_info(),
+                other.reason()
+            ),
+        ),
+    }
+}

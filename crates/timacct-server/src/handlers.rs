@@ -1,0 +1,265 @@
+//! One function per API: body bytes in, response body bytes out. Each parses the body into
+//! typed items, makes one store call, and builds the documented response.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+use timacct_proto::{
+    parse_body, AccountCheckRequest, AccountCheckResponse, AccountDeleteRequest,
+    AccountDeleteResponse, AccountImportRequest, ApiError, CheckResultItem, DeleteResultItem,
+    Envelope, ErrorCode, MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
+    ACCOUNT_NOT_EXIST_INFO, MAX_BATCH, MAX_PROFILE_FIELD_BYTES,
+};
+use timacct_store::{DeleteOutcome, ImportItem, ImportOutcome, StoreError, UserId};
+
+use crate::state::{unix_now, App, AppState};
+
+type Reply = Result<Vec<u8>, ApiError>;
+
+fn to_json<T: Serialize>(body: &T) -> Reply {
+    serde_json::to_vec(body).map_err(|e| ApiError::with_info(ErrorCode::Internal, e.to_string()))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "store call failed");
+    ApiError::with_info(
+        ErrorCode::Internal,
+        "internal storage error; nothing was changed, retry the request",
+    )
+}
+
+fn invalid(info: impl Into<Cow<'static, str>>) -> ApiError {
+    ApiError::with_info(ErrorCode::InvalidParameter, info)
+}
+
+/// A batch must hold 1 to 100 entries; anything else rejects the whole request.
+fn check_batch_len(field: &str, len: usize) -> Result<(), ApiError> {
+    if len == 0 {
+        return Err(invalid(format!(
+            "{field} is empty; send 1 to {MAX_BATCH} entries per request"
+        )));
+    }
+    if len > MAX_BATCH {
+        return Err(invalid(format!(
+            "{field} has {len} entries; at most {MAX_BATCH} are allowed per request"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_user_id(raw: &str) -> Result<UserId, String> {
+    UserId::parse(raw).map_err(|e| format!("invalid UserID {raw:?}: {e}"))
+}
+
+fn profile_too_long(nick: &Option<String>, face_url: &Option<String>) -> Option<&'static str> {
+    if nick
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_PROFILE_FIELD_BYTES)
+    {
+        Some("Nick")
+    } else if face_url
+        .as_ref()
+        .is_some_and(|f| f.len() > MAX_PROFILE_FIELD_BYTES)
+    {
+        Some("FaceUrl")
+    } else {
+        None
+    }
+}
+
+/// `account_import`.
+pub(crate) async fn account_import(state: &AppState, app: &App, body: &[u8]) -> Reply {
+    let req: AccountImportRequest = parse_body(body)?;
+    let raw = req
+        .user_id()
+        .ok_or_else(|| invalid("UserID is required: send {\"UserID\": \"...\"}"))?;
+    let user_id = parse_user_id(raw).map_err(invalid)?;
+    if let Some(field) = profile_too_long(&req.nick, &req.face_url) {
+        return Err(ApiError::with_info(
+            ErrorCode::ProfileFieldTooLong,
+            format!("{field} is longer than {MAX_PROFILE_FIELD_BYTES} bytes"),
+        ));
+    }
+    let item = ImportItem {
+        user_id,
+        nick: req.nick,
+        face_url: req.face_url,
+    };
+    let outcome = state
+        .inner
+        .store
+        .import(
+            app.config.sdkappid,
+            vec![item],
+            app.import_policy(unix_now()),
+        )
+        .await
+        .map_err(store_error)?;
+    match outcome.first() {
+        Some(ImportOutcome::Created | ImportOutcome::Updated) => to_json(&Envelope::ok()),
+        Some(ImportOutcome::LimitReached) => Err(limit_error(app)),
+        Some(ImportOutcome::ReimportBlocked) => Err(ApiError::new(ErrorCode::ReimportBlocked)),
+        None => Err(ApiError::new(ErrorCode::Internal)),
+    }
+}
+
+fn limit_error(app: &App) -> ApiError {
+    ApiError::with_info(
+        ErrorCode::AccountLimit,
+        format!(
+            "the app already holds its maximum of {} accounts",
+            app.config.max_accounts.unwrap_or(0)
+        ),
+    )
+}
+
+/// `multiaccount_import`, either shape.
+pub(crate) async fn multiaccount_import(state: &AppState, app: &App, body: &[u8]) -> Reply {
+    let req: MultiAccountImportRequest = parse_body(body)?;
+    let entries: Vec<(String, Option<String>, Option<String>)> =
+        match (req.accounts, req.account_list) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("send either Accounts or AccountList, not both"))
+            }
+            (None, None) => return Err(invalid("Accounts or AccountList is required")),
+            (Some(ids), None) => {
+                check_batch_len("Accounts", ids.len())?;
+                ids.into_iter().map(|id| (id, None, None)).collect()
+            }
+            (None, Some(list)) => {
+                check_batch_len("AccountList", list.len())?;
+                list.into_iter()
+                    .map(|e| (e.user_id, e.nick, e.face_url))
+                    .collect()
+            }
+        };
+
+    // Every valid entry is applied in order, so the stored profile is the last one given; a
+    // repeated UserID fails only if its last entry failed (the last entry wins).
+    let mut items = Vec::with_capacity(entries.len());
+    let mut applied: Vec<Option<usize>> = Vec::with_capacity(entries.len());
+    for (raw, nick, face_url) in &entries {
+        match UserId::parse(raw.as_str()) {
+            Ok(user_id) if profile_too_long(nick, face_url).is_none() => {
+                applied.push(Some(items.len()));
+                items.push(ImportItem {
+                    user_id,
+                    nick: nick.clone(),
+                    face_url: face_url.clone(),
+                });
+            }
+            _ => applied.push(None),
+        }
+    }
+    let outcomes = if items.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .inner
+            .store
+            .import(app.config.sdkappid, items, app.import_policy(unix_now()))
+            .await
+            .map_err(store_error)?
+    };
+    let mut last_ok: HashMap<&str, bool> = HashMap::with_capacity(entries.len());
+    for ((raw, _, _), slot) in entries.iter().zip(&applied) {
+        let ok = slot
+            .and_then(|k| outcomes.get(k))
+            .is_some_and(|o| o.is_success());
+        last_ok.insert(raw.as_str(), ok);
+    }
+    let mut fail_accounts = Vec::new();
+    for (raw, _, _) in &entries {
+        // `remove` lists each failing UserID once, at its first appearance.
+        if last_ok.remove(raw.as_str()) == Some(false) {
+            fail_accounts.push(raw.clone());
+        }
+    }
+    to_json(&MultiAccountImportResponse::ok(fail_accounts))
+}
+
+/// Split request items into valid UserIDs (with their positions) and per-item errors.
+fn split_items(items: &[UserIdItem]) -> (Vec<UserId>, Vec<Result<usize, String>>) {
+    let mut valid = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
+    for item in items {
+        match parse_user_id(&item.user_id) {
+            Ok(id) => {
+                slots.push(Ok(valid.len()));
+                valid.push(id);
+            }
+            Err(e) => slots.push(Err(e)),
+        }
+    }
+    (valid, slots)
+}
+
+/// `account_check`.
+pub(crate) async fn account_check(state: &AppState, app: &App, body: &[u8]) -> Reply {
+    let req: AccountCheckRequest = parse_body(body)?;
+    check_batch_len("CheckItem", req.check_item.len())?;
+    let (valid, slots) = split_items(&req.check_item);
+    let found = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .inner
+            .store
+            .check(app.config.sdkappid, valid)
+            .await
+            .map_err(store_error)?
+    };
+    let items = req
+        .check_item
+        .into_iter()
+        .zip(slots)
+        .map(|(item, slot)| match slot {
+            Ok(k) => CheckResultItem::checked(item.user_id, found.get(k).copied().unwrap_or(false)),
+            Err(e) => CheckResultItem::failed(item.user_id, ErrorCode::InvalidParameter, e),
+        })
+        .collect();
+    to_json(&AccountCheckResponse::ok(items))
+}
+
+/// `account_delete`.
+pub(crate) async fn account_delete(state: &AppState, app: &App, body: &[u8]) -> Reply {
+    if !app.allows_deletion() {
+        return Err(ApiError::with_info(
+            ErrorCode::DeletionNotAllowed,
+            "this app's plan does not allow deleting accounts; set account_deletion = true for the app to enable it",
+        ));
+    }
+    let req: AccountDeleteRequest = parse_body(body)?;
+    check_batch_len("DeleteItem", req.delete_item.len())?;
+    let (valid, slots) = split_items(&req.delete_item);
+    let outcomes = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .inner
+            .store
+            .delete(app.config.sdkappid, valid, unix_now())
+            .await
+            .map_err(store_error)?
+    };
+    let items = req
+        .delete_item
+        .into_iter()
+        .zip(slots)
+        .map(|(item, slot)| match slot {
+            Ok(k) => match outcomes.get(k) {
+                Some(DeleteOutcome::Deleted) => {
+                    DeleteResultItem::new(item.user_id, ErrorCode::Ok, "")
+                }
+                _ => DeleteResultItem::new(
+                    item.user_id,
+                    ErrorCode::AccountNotFound,
+                    ACCOUNT_NOT_EXIST_INFO,
+                ),
+            },
+            Err(e) => DeleteResultItem::new(item.user_id, ErrorCode::InvalidParameter, e),
+        })
+        .collect();
+    to_json(&AccountDeleteResponse::ok(items))
+}

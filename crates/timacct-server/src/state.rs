@@ -1,0 +1,147 @@
+//! What a running server holds: its apps, its store, and the caches in front of them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use timacct_store::{AccountStore, ImportPolicy};
+
+use crate::config::{AppConfig, Plan};
+use crate::ratelimit::RateLimiter;
+
+/// How long a `pro` app keeps a deleted UserID from being imported again: 90 days.
+pub const REIMPORT_BLOCK_SECS: i64 = 90 * 86_400;
+
+/// The largest request body accepted by default. A full legitimate batch (100 accounts with
+/// 500-byte Nick and FaceUrl) is about 110 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// One hosted app, ready to serve.
+pub struct App {
+    /// Its configuration.
+    pub config: AppConfig,
+    admins: HashSet<String>,
+    limiter: RateLimiter,
+}
+
+impl App {
+    fn new(config: AppConfig) -> Self {
+        App {
+            admins: config.admins.iter().cloned().collect(),
+            limiter: RateLimiter::new(&config.rate_limits),
+            config,
+        }
+    }
+
+    /// Whether `identifier` may call the REST API.
+    pub fn is_admin(&self, identifier: &str) -> bool {
+        self.admins.contains(identifier)
+    }
+
+    /// Its rate limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Whether `account_delete` is allowed (71000 otherwise).
+    pub fn allows_deletion(&self) -> bool {
+        self.config.plan == Plan::Trial || self.config.account_deletion
+    }
+
+    /// The rules the store applies when creating accounts.
+    pub fn import_policy(&self, now: i64) -> ImportPolicy {
+        ImportPolicy {
+            max_accounts: self.config.max_accounts,
+            reimport_block_secs: (self.config.plan == Plan::Pro).then_some(REIMPORT_BLOCK_SECS),
+            now,
+        }
+    }
+}
+
+/// A UserSig that verified, remembered so that the next call with the same string skips the
+/// inflate and HMAC work. Only what the later checks need is kept.
+#[derive(Clone)]
+pub(crate) struct VerifiedSig {
+    pub sdkappid: u32,
+    pub identifier: String,
+    pub expires_at: i128,
+}
+
+/// Entries beyond this clear the cache: only valid signatures get in, so it stays small in
+/// practice, and the bound keeps memory fixed whatever callers send.
+const SIG_CACHE_MAX: usize = 65_536;
+
+#[derive(Default)]
+pub(crate) struct SigCache {
+    map: RwLock<HashMap<String, VerifiedSig>>,
+}
+
+impl SigCache {
+    pub fn get(&self, usersig: &str) -> Option<VerifiedSig> {
+        self.map.read().get(usersig).cloned()
+    }
+
+    pub fn insert(&self, usersig: &str, sig: VerifiedSig) {
+        let mut map = self.map.write();
+        if map.len() >= SIG_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(usersig.to_owned(), sig);
+    }
+}
+
+/// The shared state of a server: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub apps: HashMap<u32, App>,
+    pub store: Arc<dyn AccountStore>,
+    pub sigs: SigCache,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// A server for these apps over this store.
+    pub fn new(apps: Vec<AppConfig>, store: Arc<dyn AccountStore>) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                apps: apps
+                    .into_iter()
+                    .map(|a| (a.sdkappid, App::new(a)))
+                    .collect(),
+                store,
+                sigs: SigCache::default(),
+                body_limit: DEFAULT_BODY_LIMIT,
+            }),
+        }
+    }
+
+    /// Change the request body limit (before serving).
+    pub fn with_body_limit(self, limit: usize) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.body_limit = limit;
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn AccountStore> {
+        &self.inner.store
+    }
+}
+
+/// The current unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

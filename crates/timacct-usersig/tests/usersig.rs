@@ -1,0 +1,997 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Conformance against the shared spec vectors (`shared/spec/usersig-vectors.json`, produced by
+//! running the official libraries), plus the verifier's handling of hostile and odd tokens.
+
+use std::io::Write as _;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
+use serde_json::Value;
+use timacct_usersig::{
+    decode, hmac_b64, inflate_token, private_map_userbuf, sign_content, tencent_b64_encode, verify,
+    ExpectUserbuf, Framing, UserSigGenerator, VerifyError, MAX_INFLATED,
+};
+
+const VECTORS_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/spec/usersig-vectors.json"
+);
+
+/// The demo key and SDKAppID every official repository uses (usersig.md §5).
+const DEMO_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+const DEMO_SDKAPPID: u64 = 1_400_000_000;
+const NOW: i64 = 1_700_000_000;
+const EXPIRE: i64 = 15_552_000;
+
+/// One conformance vector, read field by field from the spec file.
+struct Vector {
+    label: String,
+    profile: String,
+    identifier: String,
+    time: i64,
+    expire: i64,
+    userbuf_b64: Option<String>,
+    sign_content: String,
+    hmac_b64: String,
+    json: String,
+    usersig: String,
+    usersig_byte_exact: bool,
+    verify_now_ok: Vec<i64>,
+    verify_now_expired: i64,
+}
+
+impl Vector {
+    fn userbuf(&self) -> Option<Vec<u8>> {
+        self.userbuf_b64
+            .as_deref()
+            .map(|b64| STANDARD.decode(b64).expect("vector userbuf is base64"))
+    }
+}
+
+/// The spec file's key and SDKAppID plus its vectors. Panics (never skips) if the file is gone.
+fn spec() -> (String, u64, Vec<Vector>) {
+    let text = std::fs::read_to_string(VECTORS_PATH).unwrap_or_else(|e| {
+        panic!("the spec vectors must be present at {VECTORS_PATH} (shared/ beside the repo): {e}")
+    });
+    let root: Value = serde_json::from_str(&text).expect("vectors file is JSON");
+    let key = root["key"].as_str().expect("key").to_owned();
+    let sdkappid = root["sdkappid"].as_u64().expect("sdkappid");
+    let vectors = root["vectors"]
+        .as_array()
+        .expect("vectors array")
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let text = |field: &str| {
+                v[field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("vector {i}: {field}"))
+                    .to_owned()
+            };
+            let int = |field: &str| {
+                v[field]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("vector {i}: {field}"))
+            };
+            Vector {
+                label: format!("vector {i} ({}, {})", text("profile"), text("source")),
+                profile: text("profile"),
+                identifier: text("identifier"),
+                time: int("time"),
+                expire: int("expire"),
+                userbuf_b64: v["userbuf_b64"].as_str().map(str::to_owned),
+                sign_content: text("sign_content"),
+                hmac_b64: text("hmac_b64"),
+                json: text("json"),
+                usersig: text("usersig"),
+                usersig_byte_exact: v["usersig_byte_exact"].as_bool().expect("byte_exact flag"),
+                verify_now_ok: v["verify_now_ok"]
+                    .as_array()
+                    .expect("verify_now_ok")
+                    .iter()
+                    .map(|t| t.as_i64().expect("verify_now_ok entry"))
+                    .collect(),
+                verify_now_expired: int("verify_now_expired"),
+            }
+        })
+        .collect();
+    (key, sdkappid, vectors)
+}
+
+/// zlib (flate2 default level) + Tencent base64: how a test builds a token around any bytes.
+fn pack(document: &[u8]) -> String {
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(document).unwrap();
+    tencent_b64_encode(&encoder.finish().unwrap())
+}
+
+fn demo_token() -> String {
+    UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY).gen("xiaojun", EXPIRE, NOW)
+}
+
+fn check(token: &str) -> Result<timacct_usersig::DecodedUserSig, VerifyError> {
+    verify(
+        token,
+        DEMO_SDKAPPID,
+        DEMO_KEY,
+        "xiaojun",
+        NOW,
+        ExpectUserbuf::Any,
+    )
+}
+
+/// A hand-written document: `members` (each ending in a comma) then a `TLS.sig` that is valid
+/// for `xiaojun`'s usual fields, whether or not `members` spells them out correctly.
+fn signed_document_with(members: &str) -> String {
+    let sig = hmac_b64(
+        DEMO_KEY,
+        &sign_content("xiaojun", DEMO_SDKAPPID, NOW, EXPIRE, None),
+    );
+    format!("{{{members}\"TLS.sig\":\"{sig}\"}}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spec vectors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn spec_file_has_the_sixteen_vectors_for_the_demo_key() {
+    let (key, sdkappid, vectors) = spec();
+    assert_eq!(key, DEMO_KEY);
+    assert_eq!(sdkappid, DEMO_SDKAPPID);
+    assert_eq!(vectors.len(), 16);
+}
+
+#[test]
+fn every_vector_sign_content_and_hmac_match() {
+    let (key, sdkappid, vectors) = spec();
+    for v in &vectors {
+        let content = sign_content(
+            &v.identifier,
+            sdkappid,
+            v.time,
+            v.expire,
+            v.userbuf_b64.as_deref(),
+        );
+        assert_eq!(content, v.sign_content, "{}", v.label);
+        assert_eq!(hmac_b64(&key, &v.sign_content), v.hmac_b64, "{}", v.label);
+    }
+}
+
+#[test]
+fn every_vector_inflates_to_its_exact_json() {
+    let (_, _, vectors) = spec();
+    for v in &vectors {
+        let document = inflate_token(&v.usersig).unwrap_or_else(|e| panic!("{}: {e}", v.label));
+        assert_eq!(String::from_utf8(document).unwrap(), v.json, "{}", v.label);
+    }
+}
+
+#[test]
+fn every_vector_decodes_to_its_fields() {
+    let (_, sdkappid, vectors) = spec();
+    for v in &vectors {
+        let decoded = decode(&v.usersig).unwrap_or_else(|e| panic!("{}: {e}", v.label));
+        assert_eq!(decoded.identifier, v.identifier, "{}", v.label);
+        assert_eq!(decoded.sdkappid, sdkappid, "{}", v.label);
+        assert_eq!(decoded.time, v.time, "{}", v.label);
+        assert_eq!(decoded.expire, v.expire, "{}", v.label);
+        assert_eq!(decoded.userbuf_b64, v.userbuf_b64, "{}", v.label);
+        assert_eq!(decoded.userbuf(), v.userbuf(), "{}", v.label);
+        assert_eq!(
+            decoded.sig,
+            STANDARD.decode(&v.hmac_b64).unwrap(),
+            "{}",
+            v.label
+        );
+        assert_eq!(decoded.sig.len(), 32, "{}", v.label);
+        assert_eq!(
+            decoded.expires_at(),
+            i128::from(v.verify_now_expired - 1),
+            "{}",
+            v.label
+        );
+    }
+}
+
+#[test]
+fn every_vector_verifies_in_its_window_and_expires_after_it() {
+    let (key, sdkappid, vectors) = spec();
+    for v in &vectors {
+        for &now in &v.verify_now_ok {
+            let result = verify(
+                &v.usersig,
+                sdkappid,
+                &key,
+                &v.identifier,
+                now,
+                ExpectUserbuf::Any,
+            );
+            assert!(result.is_ok(), "{} at {now}: {result:?}", v.label);
+        }
+        assert_eq!(
+            verify(
+                &v.usersig,
+                sdkappid,
+                &key,
+                &v.identifier,
+                v.verify_now_expired,
+                ExpectUserbuf::Any
+            ),
+            Err(VerifyError::Expired),
+            "{}",
+            v.label
+        );
+    }
+}
+
+#[test]
+fn every_vector_honours_userbuf_expectations() {
+    let (key, sdkappid, vectors) = spec();
+    for v in &vectors {
+        let at = |expect| verify(&v.usersig, sdkappid, &key, &v.identifier, v.time, expect);
+        match v.userbuf() {
+            Some(userbuf) => {
+                assert!(at(ExpectUserbuf::Exactly(&userbuf)).is_ok(), "{}", v.label);
+                assert_eq!(
+                    at(ExpectUserbuf::None),
+                    Err(VerifyError::UserbufTypeMismatch),
+                    "{}",
+                    v.label
+                );
+                assert_eq!(
+                    at(ExpectUserbuf::Exactly(b"other")),
+                    Err(VerifyError::UserbufMismatch),
+                    "{}",
+                    v.label
+                );
+            }
+            None => {
+                assert!(at(ExpectUserbuf::None).is_ok(), "{}", v.label);
+                assert_eq!(
+                    at(ExpectUserbuf::Exactly(b"abc")),
+                    Err(VerifyError::UserbufTypeMismatch),
+                    "{}",
+                    v.label
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn go_vectors_are_reproduced_byte_for_byte_with_stored_framing() {
+    let (key, sdkappid, vectors) = spec();
+    let generator = UserSigGenerator::new(sdkappid, &key);
+    let go: Vec<&Vector> = vectors
+        .iter()
+        .filter(|v| v.profile == "go" && v.usersig_byte_exact)
+        .collect();
+    assert_eq!(
+        go.len(),
+        4,
+        "the spec has four byte-exact Go-master vectors"
+    );
+    for v in go {
+        let token = match v.userbuf() {
+            Some(userbuf) => generator.gen_with_userbuf(&v.identifier, v.expire, v.time, &userbuf),
+            None => generator.gen(&v.identifier, v.expire, v.time),
+        };
+        assert_eq!(token, v.usersig, "{}", v.label);
+    }
+}
+
+#[test]
+fn private_map_userbufs_match_the_spec_layout() {
+    let (_, sdkappid, vectors) = spec();
+    let sdkappid = u32::try_from(sdkappid).unwrap();
+    let exp = u32::try_from(NOW + EXPIRE).unwrap();
+    let numeric = private_map_userbuf("xiaojun", sdkappid, 10000, None, exp, 255);
+    let string_room = private_map_userbuf("xiaojun", sdkappid, 0, Some("1000000040"), exp, 255);
+    assert_eq!(
+        STANDARD.encode(&numeric),
+        "AAAHeGlhb2p1blNyTgAAACcQZkE/AAAAAP8AAAAA"
+    );
+    assert_eq!(
+        STANDARD.encode(&string_room),
+        "AQAHeGlhb2p1blNyTgAAAAAAZkE/AAAAAP8AAAAAAAoxMDAwMDAwMDQw"
+    );
+    // Both userbufs occur in the vectors file (php, node and go profiles).
+    for expected in [&numeric, &string_room] {
+        let carrying = vectors
+            .iter()
+            .filter(|v| v.userbuf().as_ref() == Some(expected))
+            .count();
+        assert_eq!(carrying, 3);
+    }
+}
+
+#[test]
+fn private_map_keys_match_the_go_vectors_byte_for_byte() {
+    let (key, sdkappid, vectors) = spec();
+    let generator = UserSigGenerator::new(sdkappid, &key);
+    let go_token = |userbuf_b64: &str| {
+        vectors
+            .iter()
+            .find(|v| v.profile == "go" && v.userbuf_b64.as_deref() == Some(userbuf_b64))
+            .map(|v| v.usersig.clone())
+            .expect("go vector")
+    };
+    assert_eq!(
+        generator.gen_private_map_key("xiaojun", EXPIRE, NOW, 10000, 255),
+        go_token("AAAHeGlhb2p1blNyTgAAACcQZkE/AAAAAP8AAAAA")
+    );
+    assert_eq!(
+        generator.gen_private_map_key_with_string_room_id(
+            "xiaojun",
+            EXPIRE,
+            NOW,
+            "1000000040",
+            255
+        ),
+        go_token("AQAHeGlhb2p1blNyTgAAAAAAZkE/AAAAAP8AAAAAAAoxMDAwMDAwMDQw")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn deflate_framing_verifies_and_inflates_to_the_same_json_as_stored() {
+    let stored = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let deflate = stored.clone().with_framing(Framing::Deflate);
+    let userbuf = private_map_userbuf("xiaojun", 1_400_000_000, 10000, None, 1_715_552_000, 255);
+    let pairs = [
+        (
+            stored.gen("xiaojun", EXPIRE, NOW),
+            deflate.gen("xiaojun", EXPIRE, NOW),
+        ),
+        (
+            stored.gen_with_userbuf("xiaojun", EXPIRE, NOW, &userbuf),
+            deflate.gen_with_userbuf("xiaojun", EXPIRE, NOW, &userbuf),
+        ),
+    ];
+    for (stored_token, deflate_token) in pairs {
+        assert_ne!(stored_token, deflate_token);
+        assert_eq!(
+            inflate_token(&stored_token).unwrap(),
+            inflate_token(&deflate_token).unwrap()
+        );
+        assert!(check(&deflate_token).is_ok());
+        assert!(check(&stored_token).is_ok());
+    }
+}
+
+#[test]
+fn generator_trims_the_configured_key() {
+    let padded = UserSigGenerator::new(DEMO_SDKAPPID, &format!("  {DEMO_KEY}\n"));
+    assert_eq!(padded.gen("xiaojun", EXPIRE, NOW), demo_token());
+}
+
+#[test]
+fn verifier_does_not_trim_the_key() {
+    let key_with_newline = format!("{DEMO_KEY}\n");
+    assert_eq!(
+        verify(
+            &demo_token(),
+            DEMO_SDKAPPID,
+            &key_with_newline,
+            "xiaojun",
+            NOW,
+            ExpectUserbuf::Any
+        ),
+        Err(VerifyError::SigMismatch)
+    );
+    assert!(!decode(&demo_token())
+        .unwrap()
+        .hmac_matches(&key_with_newline));
+    assert!(decode(&demo_token()).unwrap().hmac_matches(DEMO_KEY));
+}
+
+#[test]
+fn generator_escapes_identifiers_like_go_and_still_verifies() {
+    let generator = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let identifier = "a<b>&\"c\\/é";
+    let token = generator.gen(identifier, EXPIRE, NOW);
+    let document = String::from_utf8(inflate_token(&token).unwrap()).unwrap();
+    assert!(
+        document.contains(r#""TLS.identifier":"a\u003cb\u003e\u0026\"c\\/é""#),
+        "{document}"
+    );
+    let decoded = verify(
+        &token,
+        DEMO_SDKAPPID,
+        DEMO_KEY,
+        identifier,
+        NOW,
+        ExpectUserbuf::Any,
+    )
+    .unwrap();
+    assert_eq!(decoded.identifier, identifier);
+}
+
+#[test]
+fn generator_keeps_zero_fields_and_empty_userbuf_verifiable() {
+    // Go master's omitempty would drop these; ours must still verify.
+    let generator = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let token = generator.gen_with_userbuf("xiaojun", 0, 0, b"");
+    let decoded = verify(
+        &token,
+        DEMO_SDKAPPID,
+        DEMO_KEY,
+        "xiaojun",
+        0,
+        ExpectUserbuf::Exactly(b""),
+    )
+    .unwrap();
+    assert_eq!((decoded.time, decoded.expire), (0, 0));
+    assert_eq!(decoded.userbuf_b64.as_deref(), Some(""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification failures and tolerances
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wrong_key_is_sig_mismatch() {
+    let other_key = "0000850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+    assert_eq!(
+        verify(
+            &demo_token(),
+            DEMO_SDKAPPID,
+            other_key,
+            "xiaojun",
+            NOW,
+            ExpectUserbuf::Any
+        ),
+        Err(VerifyError::SigMismatch)
+    );
+}
+
+#[test]
+fn other_sdkappid_is_sdkappid_mismatch() {
+    assert_eq!(
+        verify(
+            &demo_token(),
+            1_400_000_001,
+            DEMO_KEY,
+            "xiaojun",
+            NOW,
+            ExpectUserbuf::Any
+        ),
+        Err(VerifyError::SdkAppIdMismatch)
+    );
+}
+
+#[test]
+fn other_identifier_is_identifier_mismatch() {
+    assert_eq!(
+        verify(
+            &demo_token(),
+            DEMO_SDKAPPID,
+            DEMO_KEY,
+            "xiaojun2",
+            NOW,
+            ExpectUserbuf::Any
+        ),
+        Err(VerifyError::IdentifierMismatch)
+    );
+}
+
+#[test]
+fn boundary_second_is_valid_and_the_next_is_expired() {
+    let token = demo_token();
+    let at = |now| {
+        verify(
+            &token,
+            DEMO_SDKAPPID,
+            DEMO_KEY,
+            "xiaojun",
+            now,
+            ExpectUserbuf::Any,
+        )
+    };
+    assert!(at(NOW + EXPIRE).is_ok());
+    assert_eq!(at(NOW + EXPIRE + 1), Err(VerifyError::Expired));
+    // No "not before" check, like both official verifiers.
+    assert!(at(NOW - 1_000_000).is_ok());
+}
+
+#[test]
+fn a_changed_character_never_yields_a_different_valid_token_nor_panics() {
+    let (_, _, vectors) = spec();
+    let tokens: Vec<String> = vectors
+        .iter()
+        .map(|v| v.usersig.clone())
+        .chain([demo_token()])
+        .collect();
+    for token in tokens {
+        let original = decode(&token).unwrap();
+        let mut rejected = 0;
+        for (i, c) in token.char_indices() {
+            let replacement = if c == 'A' { 'B' } else { 'A' };
+            let mut flipped = token.clone();
+            flipped.replace_range(i..i + c.len_utf8(), &replacement.to_string());
+            let result = verify(
+                &flipped,
+                original.sdkappid,
+                DEMO_KEY,
+                &original.identifier,
+                original.time,
+                ExpectUserbuf::Any,
+            );
+            match result {
+                Err(e) => {
+                    assert!(
+                        e.is_malformed() || e == VerifyError::SigMismatch,
+                        "{flipped}: {e:?}"
+                    );
+                    rejected += 1;
+                }
+                // Deflate ignores the padding bits after a stored-block header and after the
+                // last code, so a change confined to them can leave the document untouched
+                // (about 150 of the 235k one-character variants of the spec tokens). These
+                // A/B flips happen to hit none, but the property worth holding is this one.
+                Ok(decoded) => {
+                    assert_eq!(decoded, original, "{flipped} verified with changed content");
+                    assert_eq!(inflate_token(&flipped), inflate_token(&token));
+                }
+            }
+        }
+        assert!(
+            rejected * 10 > token.len() * 9,
+            "{token}: only {rejected} rejected"
+        );
+    }
+}
+
+#[test]
+fn changing_a_character_of_the_document_is_rejected() {
+    let token = demo_token();
+    let middle = token.len() / 2;
+    let c = token.as_bytes()[middle] as char;
+    let mut flipped = token.clone();
+    flipped.replace_range(middle..=middle, if c == 'A' { "B" } else { "A" });
+    let result = check(&flipped);
+    assert!(
+        matches!(result, Err(ref e) if e.is_malformed() || *e == VerifyError::SigMismatch),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn truncated_token_is_zlib_error() {
+    let token = demo_token();
+    // Cut at a multiple of four characters so the base64 itself stays valid.
+    let half = &token[..token.len() / 2 / 4 * 4];
+    assert_eq!(check(half), Err(VerifyError::Zlib));
+    // Losing only the Adler-32 trailer is also a truncated stream.
+    let mut compressed = STANDARD
+        .decode(token.replace('*', "+").replace('-', "/").replace('_', "="))
+        .unwrap();
+    compressed.truncate(compressed.len() - 4);
+    assert_eq!(
+        check(&tencent_b64_encode(&compressed)),
+        Err(VerifyError::Zlib)
+    );
+    // And a wrong Adler-32 is a corrupt stream.
+    let last = compressed.len() - 1;
+    compressed[last] ^= 0xff;
+    assert_eq!(
+        check(&tencent_b64_encode(&compressed)),
+        Err(VerifyError::Zlib)
+    );
+}
+
+#[test]
+fn empty_token_is_empty_usersig() {
+    assert_eq!(check(""), Err(VerifyError::EmptyUserSig));
+}
+
+#[test]
+fn garbage_is_base64_error() {
+    assert_eq!(check("!!!!"), Err(VerifyError::Base64));
+    assert_eq!(check("eJyr\u{e9}"), Err(VerifyError::Base64));
+    // One leftover character can never be base64.
+    assert_eq!(check("eJyrV"), Err(VerifyError::Base64));
+}
+
+#[test]
+fn base64_of_non_zlib_bytes_is_zlib_error() {
+    assert_eq!(
+        check(&tencent_b64_encode(b"{\"TLS.ver\":\"2.0\"}")),
+        Err(VerifyError::Zlib)
+    );
+}
+
+#[test]
+fn bytes_after_the_zlib_stream_are_zlib_error() {
+    let token = demo_token();
+    let mut compressed = STANDARD
+        .decode(token.replace('*', "+").replace('-', "/").replace('_', "="))
+        .unwrap();
+    assert!(check(&tencent_b64_encode(&compressed)).is_ok());
+    compressed.push(0);
+    assert_eq!(
+        check(&tencent_b64_encode(&compressed)),
+        Err(VerifyError::Zlib)
+    );
+    // Re-spelling the padding of a vector as data is the same thing.
+    let padded = &spec().2[11].usersig;
+    assert!(padded.ends_with('_'));
+    let respelled = format!("{}A", &padded[..padded.len() - 1]);
+    assert_eq!(check(&respelled), Err(VerifyError::Zlib));
+}
+
+#[test]
+fn non_json_documents_are_json_errors() {
+    assert_eq!(check(&pack(b"not json at all")), Err(VerifyError::Json));
+    assert_eq!(
+        check(&pack(b"[\"TLS.ver\",\"2.0\"]")),
+        Err(VerifyError::Json)
+    );
+    assert_eq!(check(&pack(b"\"2.0\"")), Err(VerifyError::Json));
+    assert_eq!(
+        check(&pack(b"{\"TLS.ver\":\"2.0\"")),
+        Err(VerifyError::Json)
+    );
+    assert_eq!(
+        check(&pack(b"{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"\xff\"}")),
+        Err(VerifyError::Json)
+    );
+    assert_eq!(check(&pack(b"")), Err(VerifyError::Json));
+}
+
+#[test]
+fn missing_or_wrong_version_is_version_error() {
+    let fields = "\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":15552000,\"TLS.time\":1700000000,";
+    for version in [
+        "",
+        "\"TLS.ver\":\"3.0\",",
+        "\"TLS.ver\":2.0,",
+        "\"TLS.ver\":\"2\",",
+    ] {
+        let document = signed_document_with(&format!("{version}{fields}"));
+        assert_eq!(
+            check(&pack(document.as_bytes())),
+            Err(VerifyError::Version),
+            "{document}"
+        );
+    }
+    // The version is checked before any other field.
+    assert_eq!(check(&pack(b"{}")), Err(VerifyError::Version));
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let all = [
+        ("TLS.identifier", "\"xiaojun\""),
+        ("TLS.sdkappid", "1400000000"),
+        ("TLS.time", "1700000000"),
+        ("TLS.expire", "15552000"),
+    ];
+    for (left_out, _) in all {
+        let members: String = all
+            .iter()
+            .filter(|(name, _)| *name != left_out)
+            .map(|(name, value)| format!("\"{name}\":{value},"))
+            .collect();
+        let document = signed_document_with(&format!("\"TLS.ver\":\"2.0\",{members}"));
+        assert_eq!(
+            check(&pack(document.as_bytes())),
+            Err(VerifyError::MissingField(left_out))
+        );
+    }
+    let no_sig = "{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":15552000,\"TLS.time\":1700000000}";
+    let result = check(&pack(no_sig.as_bytes()));
+    assert_eq!(result, Err(VerifyError::MissingField("TLS.sig")));
+    assert_eq!(result.unwrap_err().reason(), "missing field TLS.sig");
+}
+
+#[test]
+fn mistyped_fields_are_bad_type() {
+    let ok = |name: &str| match name {
+        "TLS.identifier" => "\"xiaojun\"",
+        "TLS.sdkappid" => "1400000000",
+        "TLS.time" => "1700000000",
+        "TLS.expire" => "15552000",
+        _ => unreachable!(),
+    };
+    let cases: [(&'static str, &str); 12] = [
+        ("TLS.sdkappid", "\"1400000000\""),
+        ("TLS.sdkappid", "1400000000.0"),
+        ("TLS.sdkappid", "-1"),
+        ("TLS.sdkappid", "18446744073709551616"),
+        ("TLS.time", "1700000000.5"),
+        ("TLS.time", "1.7e9"),
+        ("TLS.time", "9223372036854775808"),
+        ("TLS.expire", "true"),
+        ("TLS.expire", "null"),
+        ("TLS.expire", "\"15552000\""),
+        ("TLS.identifier", "12345"),
+        ("TLS.identifier", "[\"xiaojun\"]"),
+    ];
+    for (field, bad) in cases {
+        let members: String = ["TLS.identifier", "TLS.sdkappid", "TLS.time", "TLS.expire"]
+            .iter()
+            .map(|name| {
+                format!(
+                    "\"{name}\":{},",
+                    if *name == field { bad } else { ok(name) }
+                )
+            })
+            .collect();
+        let document = signed_document_with(&format!("\"TLS.ver\":\"2.0\",{members}"));
+        let result = check(&pack(document.as_bytes()));
+        assert_eq!(result, Err(VerifyError::BadType(field)), "{document}");
+        assert!(result.unwrap_err().is_malformed());
+    }
+    let prefix = "\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":15552000,\"TLS.time\":1700000000";
+    for (document, field) in [
+        (format!("{{{prefix},\"TLS.sig\":12}}"), "TLS.sig"),
+        (
+            format!("{{{prefix},\"TLS.sig\":\"not base64!\"}}"),
+            "TLS.sig",
+        ),
+        (
+            signed_document_with(&format!("{prefix},\"TLS.userbuf\":7,")),
+            "TLS.userbuf",
+        ),
+        (
+            signed_document_with(&format!("{prefix},\"TLS.userbuf\":null,")),
+            "TLS.userbuf",
+        ),
+    ] {
+        assert_eq!(
+            check(&pack(document.as_bytes())),
+            Err(VerifyError::BadType(field)),
+            "{document}"
+        );
+    }
+}
+
+#[test]
+fn huge_time_and_expire_do_not_overflow() {
+    let content = sign_content("xiaojun", DEMO_SDKAPPID, i64::MAX, i64::MAX, None);
+    let document = format!(
+        "{{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":{max},\"TLS.time\":{max},\"TLS.sig\":\"{sig}\"}}",
+        max = i64::MAX,
+        sig = hmac_b64(DEMO_KEY, &content)
+    );
+    let token = pack(document.as_bytes());
+    let decoded = verify(
+        &token,
+        DEMO_SDKAPPID,
+        DEMO_KEY,
+        "xiaojun",
+        i64::MAX,
+        ExpectUserbuf::Any,
+    )
+    .unwrap();
+    assert_eq!(decoded.expires_at(), 2 * i128::from(i64::MAX));
+    assert!(!decoded.is_expired(i64::MAX));
+
+    let content = sign_content("xiaojun", DEMO_SDKAPPID, i64::MIN, i64::MIN, None);
+    let document = format!(
+        "{{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":{min},\"TLS.time\":{min},\"TLS.sig\":\"{sig}\"}}",
+        min = i64::MIN,
+        sig = hmac_b64(DEMO_KEY, &content)
+    );
+    assert_eq!(
+        verify(
+            &pack(document.as_bytes()),
+            DEMO_SDKAPPID,
+            DEMO_KEY,
+            "xiaojun",
+            i64::MIN,
+            ExpectUserbuf::Any
+        ),
+        Err(VerifyError::Expired)
+    );
+}
+
+#[test]
+fn zlib_bomb_is_too_large() {
+    let bomb = pack(&vec![0u8; 10 * 1024 * 1024]);
+    assert!(bomb.len() < 100 * 1024, "the bomb is small on the wire");
+    let result = check(&bomb);
+    assert_eq!(result, Err(VerifyError::TooLarge));
+    assert_eq!(
+        result.unwrap_err().reason(),
+        "zlib decompress error: document too large"
+    );
+    // Exactly at the cap is still inflated (then rejected as JSON), one past it is not.
+    assert_eq!(
+        check(&pack(&vec![b' '; MAX_INFLATED])),
+        Err(VerifyError::Json)
+    );
+    assert_eq!(
+        check(&pack(&vec![b' '; MAX_INFLATED + 1])),
+        Err(VerifyError::TooLarge)
+    );
+}
+
+#[test]
+fn standard_alphabet_missing_padding_and_spaces_are_accepted() {
+    let (key, sdkappid, vectors) = spec();
+    let mut exercised_every_substitution = false;
+    for v in &vectors {
+        let tencent = &v.usersig;
+        exercised_every_substitution |=
+            tencent.contains('*') && tencent.contains('-') && tencent.ends_with('_');
+        let standard = tencent
+            .replace('*', "+")
+            .replace('-', "/")
+            .replace('_', "=");
+        let unpadded = standard.trim_end_matches('=').to_owned();
+        // A standard token put unescaped in a URL query loses its '+' to spaces.
+        let spaced = standard.replace('+', " ");
+        let tencent_unpadded = tencent.trim_end_matches('_').to_owned();
+        for token in [&standard, &unpadded, &spaced, &tencent_unpadded] {
+            let result = verify(
+                token,
+                sdkappid,
+                &key,
+                &v.identifier,
+                v.time,
+                ExpectUserbuf::Any,
+            );
+            assert!(result.is_ok(), "{}: {token}: {result:?}", v.label);
+        }
+    }
+    assert!(exercised_every_substitution);
+}
+
+#[test]
+fn userbuf_expectations() {
+    let generator = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let with_buf = generator.gen_with_userbuf("xiaojun", EXPIRE, NOW, b"abc");
+    let without = demo_token();
+    let at = |token: &str, expect| verify(token, DEMO_SDKAPPID, DEMO_KEY, "xiaojun", NOW, expect);
+    assert_eq!(
+        at(&with_buf, ExpectUserbuf::None),
+        Err(VerifyError::UserbufTypeMismatch)
+    );
+    assert_eq!(
+        at(&with_buf, ExpectUserbuf::Exactly(b"abd")),
+        Err(VerifyError::UserbufMismatch)
+    );
+    assert_eq!(
+        at(&with_buf, ExpectUserbuf::Exactly(b"abc"))
+            .unwrap()
+            .userbuf(),
+        Some(b"abc".to_vec())
+    );
+    assert!(at(&with_buf, ExpectUserbuf::Any).is_ok());
+    assert_eq!(
+        at(&without, ExpectUserbuf::Exactly(b"abc")),
+        Err(VerifyError::UserbufTypeMismatch)
+    );
+    assert!(at(&without, ExpectUserbuf::None).is_ok());
+}
+
+#[test]
+fn userbuf_mismatch_is_reported_before_a_bad_sig() {
+    let generator = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let token = generator.gen_with_userbuf("xiaojun", EXPIRE, NOW, b"abc");
+    assert_eq!(
+        verify(
+            &token,
+            DEMO_SDKAPPID,
+            "wrong key",
+            "xiaojun",
+            NOW,
+            ExpectUserbuf::Exactly(b"xyz")
+        ),
+        Err(VerifyError::UserbufMismatch)
+    );
+}
+
+#[test]
+fn any_key_order_spacing_and_trailing_newline_are_accepted() {
+    let userbuf = "YWJj";
+    let sig = hmac_b64(
+        DEMO_KEY,
+        &sign_content("xiaojun", DEMO_SDKAPPID, NOW, EXPIRE, Some(userbuf)),
+    );
+    let document = format!(
+        "{{ \"TLS.sig\" : \"{sig}\",\n  \"TLS.userbuf\": \"{userbuf}\", \"TLS.time\": 1700000000,\n\t\"TLS.expire\":15552000 , \"TLS.sdkappid\": 1400000000, \"TLS.identifier\": \"xiaojun\", \"TLS.ver\": \"2.0\" }}\n"
+    );
+    let token = pack(document.as_bytes());
+    let decoded = verify(
+        &token,
+        DEMO_SDKAPPID,
+        DEMO_KEY,
+        "xiaojun",
+        NOW,
+        ExpectUserbuf::Exactly(b"abc"),
+    )
+    .unwrap();
+    assert_eq!(decoded.userbuf_b64.as_deref(), Some(userbuf));
+}
+
+#[test]
+fn escaped_identifier_is_unescaped_before_comparing() {
+    let document = signed_document_with(
+        "\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"\\u0078iaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":15552000,\"TLS.time\":1700000000,",
+    );
+    assert!(document.contains(r"\u0078iaojun"));
+    let decoded = check(&pack(document.as_bytes())).unwrap();
+    assert_eq!(decoded.identifier, "xiaojun");
+}
+
+#[test]
+fn escaped_slashes_in_sig_and_userbuf_are_unescaped_before_signing() {
+    // As PHP's json_encode writes them (usersig.md §1.2).
+    let userbuf = "AAAHeGlhb2p1blNyTgAAACcQZkE/AAAAAP8AAAAA";
+    let sig = hmac_b64(
+        DEMO_KEY,
+        &sign_content("xiaojun", DEMO_SDKAPPID, NOW, EXPIRE, Some(userbuf)),
+    );
+    let document = format!(
+        "{{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"xiaojun\",\"TLS.sdkappid\":1400000000,\"TLS.expire\":15552000,\"TLS.time\":1700000000,\"TLS.userbuf\":\"{}\",\"TLS.sig\":\"{}\"}}",
+        userbuf.replace('/', "\\/"),
+        sig.replace('/', "\\/"),
+    );
+    assert!(check(&pack(document.as_bytes())).is_ok());
+}
+
+#[test]
+fn reasons_and_malformed_classification() {
+    let expected = [
+        (VerifyError::EmptyUserSig, "empty usersig", true),
+        (VerifyError::Base64, "base64 decode error", true),
+        (
+            VerifyError::Zlib,
+            "zlib decompress error: truncated stream",
+            true,
+        ),
+        (
+            VerifyError::TooLarge,
+            "zlib decompress error: document too large",
+            true,
+        ),
+        (VerifyError::Json, "json decode error", true),
+        (VerifyError::Version, "version not match", true),
+        (
+            VerifyError::MissingField("TLS.time"),
+            "missing field TLS.time",
+            true,
+        ),
+        (
+            VerifyError::BadType("TLS.time"),
+            "bad type for TLS.time",
+            true,
+        ),
+        (VerifyError::SdkAppIdMismatch, "sdk appid not match", false),
+        (
+            VerifyError::IdentifierMismatch,
+            "identifier not match",
+            false,
+        ),
+        (VerifyError::Expired, "expired", false),
+        (
+            VerifyError::UserbufTypeMismatch,
+            "userbuf type not match",
+            false,
+        ),
+        (VerifyError::UserbufMismatch, "userbuf not match", false),
+        (VerifyError::SigMismatch, "sig not match", false),
+    ];
+    for (error, reason, malformed) in expected {
+        assert_eq!(error.reason(), reason);
+        assert_eq!(error.to_string(), reason);
+        assert_eq!(error.is_malformed(), malformed, "{reason}");
+    }
+}
+
+#[test]
+fn generator_debug_does_not_print_the_key() {
+    let generator = UserSigGenerator::new(DEMO_SDKAPPID, DEMO_KEY);
+    let printed = format!("{generator:?}");
+    assert!(!printed.contains(DEMO_KEY), "{printed}");
+    assert!(printed.contains("1400000000"));
+}
