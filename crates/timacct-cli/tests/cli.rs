@@ -1,0 +1,255 @@
+//! The real `timacct` binary: start-up banner, `sig`, SIGTERM shutdown, and durability
+//! across `kill -9`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+const APP: u32 = 1400000777;
+const KEY: &str = "test-key-for-the-binary";
+
+/// A running `timacct serve` and what it printed before listening.
+struct Server {
+    child: Child,
+    base: String,
+    banner: Vec<String>,
+}
+
+fn start(data_dir: &Path, config: Option<&Path>) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
+        .env_remove("TIMACCT_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("timacct listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_owned();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Server { child, base, banner };
+        }
+        banner.push(line);
+    }
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("timacct.toml");
+    std::fs::write(
+        &path,
+        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn sig(sdkappid: u32, key: &str, identifier: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["sig", "gen", "--sdkappid", &sdkappid.to_string(), "--key", key])
+        .args(["--identifier", identifier])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(client: &reqwest::Client, base: &str, app: u32, usersig: &str, api: &str, body: Value) -> Value {
+    let url = format!(
+        "{base}/v4/im_open_login_svc/{api}?sdkappid={app}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
+    );
+    let resp = client.post(url).body(body.to_string()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn check_all(base: &str, usersig: &str, ids: &[String]) -> Vec<bool> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(100) {
+        let items: Vec<Value> = chunk.iter().map(|id| serde_json::json!({ "UserID": id })).collect();
+        let v = call(&client, base, APP, usersig, "account_check", serde_json::json!({ "CheckItem": items })).await;
+        assert_eq!(v["ErrorCode"], 0, "{v}");
+        for item in v["ResultItem"].as_array().unwrap() {
+            out.push(item["AccountStatus"] == "Imported");
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_app_banner_gives_a_working_usersig() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path(), None);
+    let field = |name: &str| {
+        server
+            .banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("banner lacks {name}: {:?}", server.banner))
+    };
+    let sdkappid: u32 = field("SDKAppID:").parse().unwrap();
+    let admin = field("admin:");
+    let key = field("key:");
+    let usersig = field("UserSig:");
+    assert_eq!(admin, "administrator");
+    let client = reqwest::Client::new();
+    let v = call(&client, &server.base, sdkappid, &usersig, "account_import", serde_json::json!({"UserID": "alice"})).await;
+    assert_eq!(v, serde_json::json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}));
+    // The key printed is the app's key: a sig made from it works too.
+    let own = sig(sdkappid, &key, "administrator");
+    let v = call(&client, &server.base, sdkappid, &own, "account_check", serde_json::json!({"CheckItem": [{"UserID": "alice"}]})).await;
+    assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // The key is kept: a restart serves the same app with the same key.
+    let mut again = start(dir.path(), None);
+    let v = call(&client, &again.base, sdkappid, &own, "account_check", serde_json::json!({"CheckItem": [{"UserID": "alice"}]})).await;
+    assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
+    again.child.kill().unwrap();
+    again.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_imports_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let usersig = sig(APP, KEY, "administrator");
+    let mut server = start(&dir.path().join("data"), Some(&config));
+    let base = server.base.clone();
+    // 8 concurrent writers import 100-account batches; record what was acknowledged.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let base = base.clone();
+        let usersig = usersig.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut acked = Vec::new();
+            for b in 0..5 {
+                let ids: Vec<String> = (0..100).map(|i| format!("w{w}-b{b}-{i}")).collect();
+                let v = call(&client, &base, APP, &usersig, "multiaccount_import", serde_json::json!({ "Accounts": ids })).await;
+                assert_eq!(v["ErrorCode"], 0, "{v}");
+                assert_eq!(v["FailAccounts"], serde_json::json!([]));
+                acked.extend(ids);
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    // Kill at once after the last acknowledgement: no clean shutdown, no flush.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = start(&dir.path().join("data"), Some(&config));
+    let seen = check_all(&server.base, &usersig, &acked).await;
+    assert_eq!(seen.len(), 4000);
+    let missing: Vec<&String> = acked.iter().zip(&seen).filter(|(_, s)| !**s).map(|(id, _)| id).collect();
+    assert!(missing.is_empty(), "lost after kill -9: {missing:?}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let usersig = sig(APP, KEY, "administrator");
+    let mut server = start(&dir.path().join("data"), Some(&config));
+    let client = reqwest::Client::new();
+    let v = call(&client, &server.base, APP, &usersig, "account_import", serde_json::json!({"UserID": "kept"})).await;
+    assert_eq!(v["ErrorCode"], 0);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = wait_with_timeout(&mut server.child, Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "server did not exit cleanly on SIGTERM");
+    let mut server = start(&dir.path().join("data"), Some(&config));
+    assert_eq!(check_all(&server.base, &usersig, &["kept".to_owned()]).await, vec![true]);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn sig_gen_matches_the_official_vector_and_verify_explains() {
+    // Go master's token for the spec's demo key (usersig-vectors.json, profile "go").
+    let key = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+    let expected = "eAEArABT-3siVExTLnZlciI6IjIuMCIsIlRMUy5pZGVudGlmaWVyIjoieGlhb2p1biIsIlRMUy5zZGthcHBpZCI6MTQwMDAwMDAwMCwiVExTLmV4cGlyZSI6MTU1NTIwMDAsIlRMUy50aW1lIjoxNzAwMDAwMDAwLCJUTFMuc2lnIjoiTHZBN2QvSXc3Z1NzbnNrdlZ6QkRQT0NDRGJ1TkN3NEdId1RDMGJpcCtCND0ifQoBAAD--9-DMfw_";
+    let out = Command::new(BIN)
+        .args(["sig", "gen", "--sdkappid", "1400000000", "--key", key, "--identifier", "xiaojun"])
+        .args(["--expire", "15552000", "--now", "1700000000"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), expected);
+
+    let verify = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["sig", "verify", "--usersig", expected, "--key", key])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = verify(&["--now", "1715552000"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("identifier: xiaojun") && text.contains("sdkappid: 1400000000"), "{text}");
+    assert!(text.contains("valid: yes"), "{text}");
+    let (code, text) = verify(&["--now", "1715552001"]);
+    assert_eq!(code, Some(1));
+    assert!(text.contains("valid: no") && text.contains("reason: expired"), "{text}");
+    let (code, text) = verify(&["--now", "1700000000", "--identifier", "other"]);
+    assert_eq!(code, Some(1));
+    assert!(text.contains("identifier not match"), "{text}");
+    let out = Command::new(BIN)
+        .args(["sig", "verify", "--usersig", expected, "--key", "wrong", "--now", "1700000000"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("reason: sig not match"));
+    let out = Command::new(BIN).args(["sig", "verify", "--usersig", "garbage!"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_config_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[[apps]]\nsdkappid = 1\nkey = \"k\"\nplan = \"gold\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.toml") && err.contains("plan"), "{err}");
+}
