@@ -51,7 +51,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (apps, generated) = match &args.config {
         Some(path) => (Config::load(path)?.apps, false),
-        None => (vec![timacct_server::config::default_app(&args.data_dir)?], true),
+        None => (
+            vec![timacct_server::config::default_app(&args.data_dir)?],
+            true,
+        ),
     };
     let db = args.data_dir.join("timacct.db");
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -62,7 +65,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if generated {
         print_default_app(&apps[0], addr);
     }
-    println!("timacct listening on http://{addr} (data: {})", db.display());
+    println!(
+        "timacct listening on http://{addr} (data: {})",
+        db.display()
+    );
     tracing::info!(%addr, apps = apps.len(), "serving");
     let state = AppState::new(apps, Arc::new(store.clone()));
     timacct_server::serve(listener, state, shutdown_signal()).await?;
@@ -74,7 +80,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// A new user's first screen: everything needed to call the service at once. Printed to
 /// stdout on purpose (never to the log).
 fn print_default_app(app: &timacct_server::AppConfig, addr: SocketAddr) {
-    let admin = app.admins.first().map(String::as_str).unwrap_or("administrator");
+    let admin = app
+        .admins
+        .first()
+        .map(String::as_str)
+        .unwrap_or("administrator");
     let sig = UserSigGenerator::new(u64::from(app.sdkappid), app.key.expose()).gen(
         admin,
         180 * 86_400,

@@ -62,7 +62,10 @@ pub fn run(cmd: SigCommand) -> ExitCode {
     match cmd {
         SigCommand::Gen(a) => {
             let gen = UserSigGenerator::new(u64::from(a.sdkappid), &a.key);
-            println!("{}", gen.gen(&a.identifier, a.expire, a.now.unwrap_or_else(now)));
+            println!(
+                "{}",
+                gen.gen(&a.identifier, a.expire, a.now.unwrap_or_else(now))
+            );
             ExitCode::SUCCESS
         }
         SigCommand::Verify(a) => verify(a),
@@ -88,13 +91,24 @@ fn verify(a: VerifyArgs) -> ExitCode {
         println!("userbuf: {buf}");
     }
     let Some(key) = a.key else {
-        let state = if decoded.is_expired(at) { "expired" } else { "not expired" };
+        let state = if decoded.is_expired(at) {
+            "expired"
+        } else {
+            "not expired"
+        };
         println!("valid: unknown (no --key given; {state})");
         return ExitCode::SUCCESS;
     };
     let sdkappid = a.sdkappid.map(u64::from).unwrap_or(decoded.sdkappid);
     let identifier = a.identifier.unwrap_or_else(|| decoded.identifier.clone());
-    match timacct_usersig::verify(&a.usersig, sdkappid, &key, &identifier, at, ExpectUserbuf::Any) {
+    match timacct_usersig::verify(
+        &a.usersig,
+        sdkappid,
+        &key,
+        &identifier,
+        at,
+        ExpectUserbuf::Any,
+    ) {
         Ok(_) => {
             println!("valid: yes");
             ExitCode::SUCCESS

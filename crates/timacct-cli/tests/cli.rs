@@ -1,6 +1,8 @@
 //! The real `timacct` binary: start-up banner, `sig`, SIGTERM shutdown, and durability
 //! across `kill -9`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Every spawned server is a `Server`, whose Drop kills and reaps it.
+#![allow(clippy::zombie_processes)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -20,9 +22,20 @@ struct Server {
     banner: Vec<String>,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(data_dir: &Path, config: Option<&Path>) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0");
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0");
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
@@ -37,12 +50,19 @@ fn start(data_dir: &Path, config: Option<&Path>) -> Server {
     let mut lines = BufReader::new(stdout).lines();
     let mut banner = Vec::new();
     loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         if let Some(rest) = line.strip_prefix("timacct listening on ") {
             let base = rest.split_whitespace().next().unwrap().to_owned();
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return Server { child, base, banner };
+            return Server {
+                child,
+                base,
+                banner,
+            };
         }
         banner.push(line);
     }
@@ -60,7 +80,14 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
 
 fn sig(sdkappid: u32, key: &str, identifier: &str) -> String {
     let out = Command::new(BIN)
-        .args(["sig", "gen", "--sdkappid", &sdkappid.to_string(), "--key", key])
+        .args([
+            "sig",
+            "gen",
+            "--sdkappid",
+            &sdkappid.to_string(),
+            "--key",
+            key,
+        ])
         .args(["--identifier", identifier])
         .output()
         .unwrap();
@@ -68,11 +95,23 @@ fn sig(sdkappid: u32, key: &str, identifier: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-async fn call(client: &reqwest::Client, base: &str, app: u32, usersig: &str, api: &str, body: Value) -> Value {
+async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    app: u32,
+    usersig: &str,
+    api: &str,
+    body: Value,
+) -> Value {
     let url = format!(
         "{base}/v4/im_open_login_svc/{api}?sdkappid={app}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
     );
-    let resp = client.post(url).body(body.to_string()).send().await.unwrap();
+    let resp = client
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }
@@ -81,8 +120,19 @@ async fn check_all(base: &str, usersig: &str, ids: &[String]) -> Vec<bool> {
     let client = reqwest::Client::new();
     let mut out = Vec::new();
     for chunk in ids.chunks(100) {
-        let items: Vec<Value> = chunk.iter().map(|id| serde_json::json!({ "UserID": id })).collect();
-        let v = call(&client, base, APP, usersig, "account_check", serde_json::json!({ "CheckItem": items })).await;
+        let items: Vec<Value> = chunk
+            .iter()
+            .map(|id| serde_json::json!({ "UserID": id }))
+            .collect();
+        let v = call(
+            &client,
+            base,
+            APP,
+            usersig,
+            "account_check",
+            serde_json::json!({ "CheckItem": items }),
+        )
+        .await;
         assert_eq!(v["ErrorCode"], 0, "{v}");
         for item in v["ResultItem"].as_array().unwrap() {
             out.push(item["AccountStatus"] == "Imported");
@@ -108,17 +158,44 @@ async fn default_app_banner_gives_a_working_usersig() {
     let usersig = field("UserSig:");
     assert_eq!(admin, "administrator");
     let client = reqwest::Client::new();
-    let v = call(&client, &server.base, sdkappid, &usersig, "account_import", serde_json::json!({"UserID": "alice"})).await;
-    assert_eq!(v, serde_json::json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}));
+    let v = call(
+        &client,
+        &server.base,
+        sdkappid,
+        &usersig,
+        "account_import",
+        serde_json::json!({"UserID": "alice"}),
+    )
+    .await;
+    assert_eq!(
+        v,
+        serde_json::json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
+    );
     // The key printed is the app's key: a sig made from it works too.
     let own = sig(sdkappid, &key, "administrator");
-    let v = call(&client, &server.base, sdkappid, &own, "account_check", serde_json::json!({"CheckItem": [{"UserID": "alice"}]})).await;
+    let v = call(
+        &client,
+        &server.base,
+        sdkappid,
+        &own,
+        "account_check",
+        serde_json::json!({"CheckItem": [{"UserID": "alice"}]}),
+    )
+    .await;
     assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     // The key is kept: a restart serves the same app with the same key.
     let mut again = start(dir.path(), None);
-    let v = call(&client, &again.base, sdkappid, &own, "account_check", serde_json::json!({"CheckItem": [{"UserID": "alice"}]})).await;
+    let v = call(
+        &client,
+        &again.base,
+        sdkappid,
+        &own,
+        "account_check",
+        serde_json::json!({"CheckItem": [{"UserID": "alice"}]}),
+    )
+    .await;
     assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
     again.child.kill().unwrap();
     again.child.wait().unwrap();
@@ -141,7 +218,15 @@ async fn acknowledged_imports_survive_kill_9() {
             let mut acked = Vec::new();
             for b in 0..5 {
                 let ids: Vec<String> = (0..100).map(|i| format!("w{w}-b{b}-{i}")).collect();
-                let v = call(&client, &base, APP, &usersig, "multiaccount_import", serde_json::json!({ "Accounts": ids })).await;
+                let v = call(
+                    &client,
+                    &base,
+                    APP,
+                    &usersig,
+                    "multiaccount_import",
+                    serde_json::json!({ "Accounts": ids }),
+                )
+                .await;
                 assert_eq!(v["ErrorCode"], 0, "{v}");
                 assert_eq!(v["FailAccounts"], serde_json::json!([]));
                 acked.extend(ids);
@@ -159,7 +244,12 @@ async fn acknowledged_imports_survive_kill_9() {
     let mut server = start(&dir.path().join("data"), Some(&config));
     let seen = check_all(&server.base, &usersig, &acked).await;
     assert_eq!(seen.len(), 4000);
-    let missing: Vec<&String> = acked.iter().zip(&seen).filter(|(_, s)| !**s).map(|(id, _)| id).collect();
+    let missing: Vec<&String> = acked
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|(id, _)| id)
+        .collect();
     assert!(missing.is_empty(), "lost after kill -9: {missing:?}");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -172,14 +262,33 @@ async fn sigterm_stops_cleanly_and_keeps_data() {
     let usersig = sig(APP, KEY, "administrator");
     let mut server = start(&dir.path().join("data"), Some(&config));
     let client = reqwest::Client::new();
-    let v = call(&client, &server.base, APP, &usersig, "account_import", serde_json::json!({"UserID": "kept"})).await;
+    let v = call(
+        &client,
+        &server.base,
+        APP,
+        &usersig,
+        "account_import",
+        serde_json::json!({"UserID": "kept"}),
+    )
+    .await;
     assert_eq!(v["ErrorCode"], 0);
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = wait_with_timeout(&mut server.child, Duration::from_secs(20));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "server did not exit cleanly on SIGTERM");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "server did not exit cleanly on SIGTERM"
+    );
     let mut server = start(&dir.path().join("data"), Some(&config));
-    assert_eq!(check_all(&server.base, &usersig, &["kept".to_owned()]).await, vec![true]);
+    assert_eq!(
+        check_all(&server.base, &usersig, &["kept".to_owned()]).await,
+        vec![true]
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
@@ -202,7 +311,16 @@ fn sig_gen_matches_the_official_vector_and_verify_explains() {
     let key = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
     let expected = "eAEArABT-3siVExTLnZlciI6IjIuMCIsIlRMUy5pZGVudGlmaWVyIjoieGlhb2p1biIsIlRMUy5zZGthcHBpZCI6MTQwMDAwMDAwMCwiVExTLmV4cGlyZSI6MTU1NTIwMDAsIlRMUy50aW1lIjoxNzAwMDAwMDAwLCJUTFMuc2lnIjoiTHZBN2QvSXc3Z1NzbnNrdlZ6QkRQT0NDRGJ1TkN3NEdId1RDMGJpcCtCND0ifQoBAAD--9-DMfw_";
     let out = Command::new(BIN)
-        .args(["sig", "gen", "--sdkappid", "1400000000", "--key", key, "--identifier", "xiaojun"])
+        .args([
+            "sig",
+            "gen",
+            "--sdkappid",
+            "1400000000",
+            "--key",
+            key,
+            "--identifier",
+            "xiaojun",
+        ])
         .args(["--expire", "15552000", "--now", "1700000000"])
         .output()
         .unwrap();
@@ -218,20 +336,40 @@ fn sig_gen_matches_the_official_vector_and_verify_explains() {
     };
     let (code, text) = verify(&["--now", "1715552000"]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("identifier: xiaojun") && text.contains("sdkappid: 1400000000"), "{text}");
+    assert!(
+        text.contains("identifier: xiaojun") && text.contains("sdkappid: 1400000000"),
+        "{text}"
+    );
     assert!(text.contains("valid: yes"), "{text}");
     let (code, text) = verify(&["--now", "1715552001"]);
     assert_eq!(code, Some(1));
-    assert!(text.contains("valid: no") && text.contains("reason: expired"), "{text}");
+    assert!(
+        text.contains("valid: no") && text.contains("reason: expired"),
+        "{text}"
+    );
     let (code, text) = verify(&["--now", "1700000000", "--identifier", "other"]);
     assert_eq!(code, Some(1));
     assert!(text.contains("identifier not match"), "{text}");
     let out = Command::new(BIN)
-        .args(["sig", "verify", "--usersig", expected, "--key", "wrong", "--now", "1700000000"])
+        .args([
+            "sig",
+            "verify",
+            "--usersig",
+            expected,
+            "--key",
+            "wrong",
+            "--now",
+            "1700000000",
+        ])
         .output()
         .unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("reason: sig not match"));
-    let out = Command::new(BIN).args(["sig", "verify", "--usersig", "garbage!"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("reason: sig not match"));
+    let out = Command::new(BIN)
+        .args(["sig", "verify", "--usersig", "garbage!"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -239,7 +377,11 @@ fn sig_gen_matches_the_official_vector_and_verify_explains() {
 fn bad_config_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[[apps]]\nsdkappid = 1\nkey = \"k\"\nplan = \"gold\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[[apps]]\nsdkappid = 1\nkey = \"k\"\nplan = \"gold\"\n",
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .arg("serve")
         .arg("--config")
