@@ -37,9 +37,14 @@ pub struct Config {
 }
 
 /// A secret key. Never printed by `Debug` or `Display`, so it cannot leak into logs.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(String);
+
+impl<'de> Deserialize<'de> for SecretKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretKey::new)
+    }
+}
 
 impl SecretKey {
     /// Wrap a key, trimming the whitespace a copy and paste leaves behind (a stray space
