@@ -61,3 +61,62 @@ fn userid_rules() {
     assert!(UserId::parse("a\u{7f}").is_err());
     assert!(UserId::parse("a b@#!").is_ok());
 }
+
+async fn wait_for_index(store: &SqliteStore) {
+    for _ in 0..500 {
+        if store.index_ready() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("index never became ready");
+}
+
+/// `account_check` is answered from memory once the index is loaded; the index must follow
+/// every committed import and delete, and be rebuilt from the file on reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_index_follows_commits_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timacct.db");
+    let policy = ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: None,
+        now: 1,
+    };
+    let id = |s: &str| UserId::parse(s).unwrap();
+    let items = |list: &[&str]| {
+        list.iter()
+            .map(|s| ImportItem::id_only(id(s)))
+            .collect::<Vec<_>>()
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        wait_for_index(&store).await;
+        store
+            .import(7, items(&["a", "b", "c"]), policy)
+            .await
+            .unwrap();
+        store.delete(7, vec![id("b")], 2).await.unwrap();
+        let seen = store
+            .check(7, vec![id("a"), id("b"), id("c"), id("d")])
+            .await
+            .unwrap();
+        assert_eq!(seen, vec![true, false, true, false]);
+        // A write refused by max_accounts leaves no trace in the index.
+        let capped = ImportPolicy {
+            max_accounts: Some(2),
+            ..policy
+        };
+        store.import(7, items(&["d"]), capped).await.unwrap();
+        assert_eq!(store.check(7, vec![id("d")]).await.unwrap(), vec![false]);
+        store.close();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    wait_for_index(&store).await;
+    let seen = store
+        .check(7, vec![id("a"), id("b"), id("c"), id("d")])
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![true, false, true, false]);
+    assert_eq!(store.check(8, vec![id("a")]).await.unwrap(), vec![false]);
+}

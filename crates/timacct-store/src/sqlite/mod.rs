@@ -7,14 +7,16 @@
 //! others) and commits once: concurrent writers share one fsync (group commit). Reads use a
 //! small pool of read-only connections, which WAL lets run beside the writer.
 
+mod index;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
@@ -22,6 +24,7 @@ use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
     UserId,
 };
+use index::AccountIndex;
 use writer::{Write, Writer};
 
 /// The schema, applied at every open (idempotent).
@@ -57,6 +60,9 @@ struct Inner {
     writes: Mutex<Option<mpsc::Sender<Write>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Every stored UserID, once the writer has loaded them; see [`index`].
+    index: Arc<RwLock<AccountIndex>>,
+    index_ready: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -80,7 +86,9 @@ impl SqliteStore {
         )?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(conn);
+        let index = Arc::new(RwLock::new(AccountIndex::default()));
+        let index_ready = Arc::new(AtomicBool::new(false));
+        let writer = Writer::new(conn, index.clone(), index_ready.clone());
         let handle = std::thread::Builder::new()
             .name("timacct-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -91,6 +99,8 @@ impl SqliteStore {
                 writes: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(handle)),
                 readers: Mutex::new(Vec::new()),
+                index,
+                index_ready,
             }),
         })
     }
@@ -98,6 +108,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether `account_check` is being answered from memory yet.
+    pub fn index_ready(&self) -> bool {
+        self.inner.index_ready.load(Ordering::Acquire)
     }
 
     /// Stop accepting writes, let the writer finish what it has, and wait for it.
@@ -179,6 +194,15 @@ impl AccountStore for SqliteStore {
     }
 
     async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+        if self.inner.index_ready.load(Ordering::Acquire) {
+            let index = self.inner.index.read();
+            return Ok(ids
+                .iter()
+                .map(|id| index.contains(app, id.as_str()))
+                .collect());
+        }
+        // Until the writer has loaded the index (a few seconds for millions of accounts),
+        // answer from the database.
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;

@@ -1,10 +1,14 @@
 //! The single writer thread and its group commit.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::RwLock;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use super::index::{AccountIndex, IndexChange};
 use crate::{DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId};
 
 /// The most writes folded into one transaction; bounds the latency one commit can add.
@@ -60,15 +64,50 @@ fn after_commit<T>(r: Result<T, StoreError>, commit: &Result<(), String>) -> Res
 
 pub(super) struct Writer {
     conn: Connection,
+    index: Arc<RwLock<AccountIndex>>,
+    index_ready: Arc<AtomicBool>,
+    /// Index changes of the transaction being built, applied only after it commits.
+    pending: Vec<IndexChange>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection) -> Self {
-        Writer { conn }
+    pub(super) fn new(
+        conn: Connection,
+        index: Arc<RwLock<AccountIndex>>,
+        index_ready: Arc<AtomicBool>,
+    ) -> Self {
+        Writer {
+            conn,
+            index,
+            index_ready,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Fill the index from the database. Runs on the writer thread before any write, so no
+    /// write can slip between the scan and the first indexed commit.
+    fn load_index(&mut self) -> Result<(), rusqlite::Error> {
+        let mut index = AccountIndex::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sdkappid, user_id FROM accounts")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let app: u32 = row.get(0)?;
+            let id = row.get_ref(1)?.as_str()?;
+            index.insert(app, id);
+        }
+        *self.index.write() = index;
+        self.index_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Serve writes until every sender is gone.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Write>) {
+        if let Err(e) = self.load_index() {
+            // Reads keep going to the database; only the fast path is lost.
+            tracing::error!(error = %e, "cannot load the account index; account_check will query SQLite");
+        }
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -94,8 +133,14 @@ impl Writer {
             answers.push(self.apply_in_savepoint(w));
         }
         let commit = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let changes = std::mem::take(&mut self.pending);
         if commit.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
+        } else if self.index_ready.load(Ordering::Acquire) && !changes.is_empty() {
+            let mut index = self.index.write();
+            for c in changes {
+                index.apply(c);
+            }
         }
         for a in answers {
             a.send(&commit);
@@ -108,19 +153,26 @@ impl Writer {
             a.set_error(StoreError::from(e));
             return a;
         }
+        let mark = self.pending.len();
         let answer = match w {
             Write::Import {
                 app,
                 items,
                 policy,
                 reply,
-            } => Answer::Import(reply, import(&self.conn, app, &items, policy)),
+            } => {
+                let r = import(&self.conn, app, &items, policy, &mut self.pending);
+                Answer::Import(reply, r)
+            }
             Write::Delete {
                 app,
                 ids,
                 now,
                 reply,
-            } => Answer::Delete(reply, delete(&self.conn, app, &ids, now)),
+            } => {
+                let r = delete(&self.conn, app, &ids, now, &mut self.pending);
+                Answer::Delete(reply, r)
+            }
         };
         let ok = match &answer {
             Answer::Import(_, r) => r.is_ok(),
@@ -128,8 +180,10 @@ impl Writer {
         };
         if !ok {
             let _ = self.conn.execute_batch("ROLLBACK TO w");
+            self.pending.truncate(mark);
         }
         if let Err(e) = self.conn.execute_batch("RELEASE w") {
+            self.pending.truncate(mark);
             let mut answer = answer;
             answer.set_error(StoreError::from(e));
             return answer;
@@ -160,6 +214,7 @@ fn import(
     app: u32,
     items: &[ImportItem],
     policy: ImportPolicy,
+    changes: &mut Vec<IndexChange>,
 ) -> Result<Vec<ImportOutcome>, StoreError> {
     let mut count = account_count(conn, app)?;
     let start = count;
@@ -207,6 +262,7 @@ fn import(
             policy.now
         ])?;
         clear_tombstone.execute(params![app, id])?;
+        changes.push(IndexChange::Insert(app, id.to_owned()));
         count += 1;
         out.push(ImportOutcome::Created);
     }
@@ -221,6 +277,7 @@ fn delete(
     app: u32,
     ids: &[UserId],
     now: i64,
+    changes: &mut Vec<IndexChange>,
 ) -> Result<Vec<DeleteOutcome>, StoreError> {
     let mut remove =
         conn.prepare_cached("DELETE FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
@@ -233,6 +290,7 @@ fn delete(
     for id in ids {
         if remove.execute(params![app, id.as_str()])? > 0 {
             tombstone.execute(params![app, id.as_str(), now])?;
+            changes.push(IndexChange::Remove(app, id.as_str().to_owned()));
             removed += 1;
             out.push(DeleteOutcome::Deleted);
         } else {
