@@ -1,8 +1,13 @@
-//! `timacct`: serve Tencent Cloud Chat's account REST API, and make or check UserSigs.
+//! `timacct`: serve Tencent Cloud Chat's account REST API, make or check UserSigs, and
+//! manage accounts in bulk against timacct or Tencent's cloud.
 //!
-//! Exit codes: 0 success; 1 the thing checked is invalid (`sig verify`); 2 usage, config or
-//! start-up error.
+//! Exit codes: 0 success; 1 the thing checked is invalid (`sig verify`) or some accounts
+//! failed (account commands); 2 usage, config, connection or start-up error; 130 an account
+//! command interrupted by Ctrl-C.
 
+mod accounts;
+mod input;
+mod output;
 mod serve;
 mod sig;
 
@@ -13,7 +18,12 @@ use clap::{Parser, Subcommand};
 /// timacct: a wire-compatible Tencent Cloud Chat account service, and tools for it.
 #[derive(Parser)]
 #[command(name = "timacct", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 success, 1 invalid (sig verify), 2 usage or start-up error.")]
+#[command(after_help = "\
+Exit codes:
+  0    success
+  1    invalid (sig verify), or some accounts failed (import, check, delete, kick, online)
+  2    usage, config, connection or start-up error
+  130  an account command interrupted by Ctrl-C (continue with --resume-from N)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +36,8 @@ enum Command {
     /// Generate or verify a UserSig (TLSSigAPIv2).
     #[command(subcommand)]
     Sig(sig::SigCommand),
+    #[command(flatten)]
+    Accounts(accounts::AccountCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +45,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Sig(cmd) => sig::run(cmd),
+        Command::Accounts(cmd) => accounts::run(cmd),
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use timacct_server::{AppState, Config};
-use timacct_store::SqliteStore;
+use timacct_server::{AppState, Config, RedisRateLimiter};
+use timacct_store::{AccountStore, PostgresOptions, PostgresStore, SqliteStore};
 use timacct_usersig::UserSigGenerator;
 
 #[derive(Args)]
@@ -22,6 +22,74 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TIMACCT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// PostgreSQL database to keep accounts in (postgres://user[:password]@host:port/db),
+    /// shared by every instance given the same URL. Without it: SQLite in --data-dir.
+    // hide_env_values: the URL may carry a password, which --help must not print.
+    #[arg(long, env = "TIMACCT_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// Most connections this instance opens to PostgreSQL (instances x this must stay below
+    /// the server's max_connections).
+    #[arg(long, env = "TIMACCT_DATABASE_POOL_SIZE", default_value_t = 16)]
+    database_pool_size: usize,
+    /// Redis holding the rate-limit counters (redis://[:password@]host:port[/db]), so that
+    /// the limits hold for all instances together. Without it: limits hold per instance.
+    #[arg(long, env = "TIMACCT_REDIS", hide_env_values = true)]
+    redis: Option<String>,
+    /// Prefix of every Redis key, so that deployments sharing one Redis keep apart limits.
+    #[arg(long, env = "TIMACCT_REDIS_KEY_PREFIX", default_value = "timacct:")]
+    redis_key_prefix: String,
+}
+
+/// Where accounts are kept.
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Backend {
+    async fn open(args: &ServeArgs) -> anyhow::Result<Backend> {
+        match &args.database {
+            Some(url) => {
+                let options = PostgresOptions {
+                    max_connections: args.database_pool_size.max(1),
+                    ..PostgresOptions::default()
+                };
+                // Errors never contain the URL, so a password cannot reach the terminal.
+                let store = PostgresStore::connect_with(url, options)
+                    .await
+                    .context("opening the PostgreSQL database (--database)")?;
+                Ok(Backend::Postgres(store))
+            }
+            None => {
+                let db = args.data_dir.join("timacct.db");
+                let store =
+                    SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+                Ok(Backend::Sqlite(store))
+            }
+        }
+    }
+
+    /// Where the data is, safe to print (no password).
+    fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(s) => s.path().display().to_string(),
+            Backend::Postgres(p) => p.description().to_owned(),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn AccountStore> {
+        match self {
+            Backend::Sqlite(s) => Arc::new(s.clone()),
+            Backend::Postgres(p) => Arc::new(p.clone()),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Backend::Sqlite(s) => s.close(),
+            Backend::Postgres(p) => p.close(),
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -56,8 +124,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             true,
         ),
     };
-    let db = args.data_dir.join("timacct.db");
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let backend = Backend::open(&args).await?;
+    let redis = match &args.redis {
+        Some(url) => Some(
+            RedisRateLimiter::connect(url, args.redis_key_prefix.as_str())
+                .await
+                .context("connecting to Redis (--redis)")?,
+        ),
+        None => None,
+    };
+    if args.database.is_some() {
+        if redis.is_none() {
+            tracing::warn!(
+                "no --redis: rate limits hold per instance, so N instances allow N times the limits"
+            );
+        }
+        if generated {
+            tracing::warn!(
+                "no --config: other instances on this database must share this --data-dir (its default-app.key), or use one --config"
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -65,14 +152,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if generated {
         print_default_app(&apps[0], addr);
     }
+    let limits = match &redis {
+        Some(r) => format!("shared in {}", r.description()),
+        None => "per instance".to_owned(),
+    };
     println!(
-        "timacct listening on http://{addr} (data: {})",
-        db.display()
+        "timacct listening on http://{addr} (data: {}; rate limits: {limits})",
+        backend.describe()
     );
     tracing::info!(%addr, apps = apps.len(), "serving");
-    let state = AppState::new(apps, Arc::new(store.clone()));
+    let mut state = AppState::new(apps, backend.store());
+    if let Some(redis) = redis {
+        state = state.with_redis(redis);
+    }
     timacct_server::serve(listener, state, shutdown_signal()).await?;
-    store.close();
+    backend.close();
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,16 +2,20 @@
 //! (`ActionStatus`, `ErrorCode`, `ErrorInfo`) first, then the rest; `ResultItem` entries keep
 //! the key order of the seed samples, which differs between `account_check` and
 //! `account_delete`.
+//!
+//! The same types deserialize, so a client reads Tencent's answers into them. Deserializing is
+//! lenient where Tencent's docs are: list fields that a reply may omit default to empty, and
+//! unknown fields (such as a `RequestId`) are ignored.
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
 
 /// The bare envelope: what every call answers with, and all that a failed call or an
 /// envelope-only API (`account_import`, `kick`) carries.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Envelope {
     /// `OK` or `FAIL`.
     #[serde(rename = "ActionStatus")]
@@ -20,7 +24,7 @@ pub struct Envelope {
     #[serde(rename = "ErrorCode")]
     pub error_code: u32,
     /// `""` on success, otherwise why it failed.
-    #[serde(rename = "ErrorInfo")]
+    #[serde(rename = "ErrorInfo", default)]
     pub error_info: Cow<'static, str>,
 }
 
@@ -55,21 +59,30 @@ impl From<&ApiError> for Envelope {
     }
 }
 
+/// `&'static str` under another name. serde's derive recognises `&str` fields by their
+/// spelling and then borrows them from the input, which would make the success bodies
+/// readable only from `'static` input (not `DeserializeOwned`); the alias keeps the type and
+/// avoids that.
+type StaticText = &'static str;
+
 macro_rules! ok_response {
     ($(#[$doc:meta])* $name:ident { $( $(#[$fdoc:meta])* $wire:literal $field:ident : $ty:ty ),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+        ///
+        /// Deserializing reads a success body only (a client reads the [`Envelope`] first);
+        /// list fields a reply omits come back empty.
+        #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
         pub struct $name {
             /// `OK` (these bodies are only sent on success).
-            #[serde(rename = "ActionStatus")]
-            pub action_status: &'static str,
+            #[serde(rename = "ActionStatus", deserialize_with = "ok_status")]
+            pub action_status: StaticText,
             /// 0.
             #[serde(rename = "ErrorCode")]
             pub error_code: u32,
             /// `""`.
-            #[serde(rename = "ErrorInfo")]
-            pub error_info: &'static str,
-            $( $(#[$fdoc])* #[serde(rename = $wire)] pub $field: $ty, )*
+            #[serde(rename = "ErrorInfo", default, deserialize_with = "success_info")]
+            pub error_info: StaticText,
+            $( $(#[$fdoc])* #[serde(rename = $wire, default)] pub $field: $ty, )*
         }
 
         impl $name {
@@ -116,16 +129,17 @@ ok_response!(
 );
 
 /// Whether an account is imported.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum AccountStatus {
     /// The account exists.
     Imported,
-    /// The account does not exist.
+    /// The account does not exist (also what an item that could not be checked carries).
+    #[default]
     NotImported,
 }
 
 /// One `account_check` result; key order as in the seed sample.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CheckResultItem {
     /// The account, as requested.
     #[serde(rename = "UserID")]
@@ -134,21 +148,22 @@ pub struct CheckResultItem {
     #[serde(rename = "ResultCode")]
     pub result_code: u32,
     /// `""`, or the reason.
-    #[serde(rename = "ResultInfo")]
+    #[serde(rename = "ResultInfo", default)]
     pub result_info: Cow<'static, str>,
-    /// `Imported` or `NotImported`.
-    #[serde(rename = "AccountStatus")]
+    /// `Imported` or `NotImported`. Read as `NotImported` when absent: what a failed item
+    /// carries is not documented.
+    #[serde(rename = "AccountStatus", default)]
     pub account_status: AccountStatus,
 }
 
 /// One `account_delete` result; key order as in the seed sample.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeleteResultItem {
     /// 0 when deleted, otherwise why not.
     #[serde(rename = "ResultCode")]
     pub result_code: u32,
     /// `""`, or the reason.
-    #[serde(rename = "ResultInfo")]
+    #[serde(rename = "ResultInfo", default)]
     pub result_info: Cow<'static, str>,
     /// The account, as requested.
     #[serde(rename = "UserID")]
@@ -156,7 +171,7 @@ pub struct DeleteResultItem {
 }
 
 /// One account's online state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OnlineResultItem {
     /// The account.
     #[serde(rename = "To_Account")]
@@ -170,7 +185,7 @@ pub struct OnlineResultItem {
 }
 
 /// One platform's state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OnlineDetail {
     /// `iPhone`, `Android`, `Web`, `PC`, `iPad` or `Mac`.
     #[serde(rename = "Platform")]
@@ -181,7 +196,7 @@ pub struct OnlineDetail {
 }
 
 /// An account whose state could not be fetched.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OnlineErrorItem {
     /// The account.
     #[serde(rename = "To_Account")]
@@ -189,6 +204,27 @@ pub struct OnlineErrorItem {
     /// 70107 when it does not exist.
     #[serde(rename = "ErrorCode")]
     pub error_code: u32,
+}
+
+/// `ActionStatus` of a success body: only `"OK"` reads into the `&'static str` these bodies
+/// hold; anything else is not a success body.
+fn ok_status<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let status = Cow::<'de, str>::deserialize(d)?;
+    if status == "OK" {
+        Ok("OK")
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "ActionStatus is {status:?} in a success body; read the Envelope first"
+        )))
+    }
+}
+
+/// `ErrorInfo` of a success body. It is `""` in every documented success; whatever text a
+/// service adds there is dropped here (the [`Envelope`] keeps it), as a `&'static str` cannot
+/// hold it.
+fn success_info<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    Cow::<'de, str>::deserialize(d)?;
+    Ok("")
 }
 
 impl CheckResultItem {
@@ -225,5 +261,71 @@ impl DeleteResultItem {
             result_info: info.into(),
             user_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn documented_samples_deserialize() {
+        let check: AccountCheckResponse = serde_json::from_str(
+            r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"",
+                "ResultItem":[{"UserID":"UserID_1","ResultCode":0,"ResultInfo":"","AccountStatus":"Imported"},
+                              {"UserID":"UserID_2","ResultCode":0,"ResultInfo":"","AccountStatus":"NotImported"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            check.result_item[1].account_status,
+            AccountStatus::NotImported
+        );
+        let delete: AccountDeleteResponse = serde_json::from_str(
+            r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","RequestId":"Id-1",
+                "ResultItem":[{"ResultCode":70107,"ResultInfo":"Err_TLS_PT_Open_Login_Account_Not_Exist","UserID":"UserID_2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(delete.result_item[0].result_code, 70107);
+        // FailAccounts may be omitted when nothing failed (UNCONFIRMED upstream): read as [].
+        let multi: MultiAccountImportResponse =
+            serde_json::from_str(r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}"#).unwrap();
+        assert!(multi.fail_accounts.is_empty());
+        let online: QueryOnlineStatusResponse = serde_json::from_str(
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,
+                "QueryResult":[{"To_Account":"id1","Status":"Offline"},
+                               {"To_Account":"id2","Status":"Online","Detail":[{"Platform":"iPhone","Status":"PushOnline"}]}],
+                "ErrorList":[{"To_Account":"id4","ErrorCode":70107}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            online.query_result[1].detail.as_ref().unwrap()[0].platform,
+            "iPhone"
+        );
+        assert_eq!(online.error_list[0].error_code, 70107);
+        let env: Envelope = serde_json::from_str(
+            r#"{"ActionStatus":"FAIL","ErrorInfo":"Fail to Parse json data of body, Please check it","ErrorCode":90001}"#,
+        )
+        .unwrap();
+        assert_eq!(env.error_code, 90001);
+    }
+
+    #[test]
+    fn a_failure_body_is_not_a_success_body() {
+        let r: Result<AccountCheckResponse, _> = serde_json::from_str(
+            r#"{"ActionStatus":"FAIL","ErrorCode":70402,"ErrorInfo":"x","ResultItem":[]}"#,
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn serialized_responses_read_back_unchanged() {
+        let check = AccountCheckResponse::ok(vec![CheckResultItem::checked("a".into(), true)]);
+        let text = serde_json::to_string(&check).unwrap();
+        assert_eq!(
+            serde_json::from_str::<AccountCheckResponse>(&text).unwrap(),
+            check
+        );
     }
 }

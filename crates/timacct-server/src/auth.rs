@@ -79,3 +79,13 @@ fn sig_error(e: VerifyError) -> ApiError {
         ),
     }
 }
+
+impl AppState {
+    /// Check a raw query string exactly as a request's is checked (parameters, UserSig,
+    /// admin) and return the SDKAppID it acts on. Used by the benchmark to price the
+    /// authentication step on its own.
+    pub fn authorize(&self, api: Api, raw_query: &str) -> Result<u32, ApiError> {
+        let query = ApiQuery::parse(raw_query);
+        authenticate(self, api, &query).map(|app| app.config.sdkappid)
+    }
+}

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix = PREFIX.get_or_init(rand::random::<u32>);
     format!(
@@ -100,7 +100,15 @@ async fn answer(state: &AppState, request: Request) -> Result<Vec<u8>, Failure> 
     };
     let query = ApiQuery::parse(request.uri().query().unwrap_or(""));
     let app = authenticate(state, api, &query).map_err(api_failure)?;
-    if !app.limiter().allow(api) {
+    let allowed = app.limiter().allow(api).await.map_err(|e| {
+        // Fail closed: letting the call through would break the limit promised to the app.
+        tracing::error!(error = %e, "rate limit check failed");
+        api_failure(ApiError::with_info(
+            ErrorCode::Internal,
+            "the rate limiter is unavailable; nothing was changed, retry the request",
+        ))
+    })?;
+    if !allowed {
         return Err(api_failure(ApiError::with_info(
             ErrorCode::RateLimited,
             format!(

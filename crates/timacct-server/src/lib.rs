@@ -10,12 +10,14 @@ mod auth;
 pub mod config;
 mod handlers;
 mod http;
+mod listener;
 mod ratelimit;
 mod state;
 
 use std::future::Future;
 
 pub use config::{AppConfig, Config, ConfigError, Plan, RateLimits, SecretKey};
+pub use ratelimit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
 pub use state::{unix_now, AppState, DEFAULT_BODY_LIMIT, REIMPORT_BLOCK_SECS};
 
 /// The axum router answering every path with the envelope.
@@ -30,7 +32,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener::EnvelopeListener::new(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

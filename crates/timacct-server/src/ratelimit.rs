@@ -1,18 +1,117 @@
 //! Per-app, per-API rate limits (60007).
 //!
-//! A token bucket per API holding one second's worth of calls, refilled continuously: a
-//! client that paces itself to the documented rate is never refused, and a burst above it is
-//! refused for exactly as long as it stays above it.
+//! One bucket per app and API, holding one second's worth of calls and refilled continuously:
+//! a client that paces itself to the documented rate is never refused, and a burst above it
+//! is refused for exactly as long as it stays above it.
+//!
+//! The buckets live either in this process ([`Limiter::Local`]: right for one instance, but
+//! several instances behind a load balancer would each grant the full rate) or in Redis
+//! ([`Limiter::Shared`]: one bucket per app and API for the whole service, however many
+//! instances share it). The Redis bucket is the same bucket written as GCRA (one timestamp per
+//! key, see [`GCRA`]) and updated by one Lua script, so the check and the update are atomic
+//! across instances, and it reads Redis's own clock (`TIME`), so instance clocks do not matter.
+//!
+//! If Redis cannot answer within [`REDIS_TIMEOUT`], the call is refused with 70500 (retryable):
+//! letting it through would break the limit the service promises, and waiting longer would
+//! hang every caller. The connection is then dropped and opened afresh by the next call, so
+//! service resumes by itself when Redis is back.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
 use timacct_proto::Api;
 
 use crate::config::RateLimits;
 
-/// The buckets of one app.
-pub struct RateLimiter {
+/// The longest one rate-limit decision may wait for Redis (connecting included) before the
+/// call is answered 70500.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a call could not be checked against its limit.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    /// Redis could not be reached, refused, or did not answer in time.
+    #[error("rate limiter unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The GCRA form of the token bucket, run atomically inside Redis.
+///
+/// `KEYS[1]` is one app's bucket for one API; `ARGV[1]` the calls per second, which is also the
+/// burst. The key holds the "theoretical arrival time" (TAT) in microseconds of Redis time: a
+/// call is allowed when, after adding one emission interval (1 s / rate), the TAT is at most
+/// one second ahead of now. That is exactly "a bucket of `rate` tokens refilled at `rate` per
+/// second, starting full". The TAT is written with `%.0f` because Lua's default number
+/// formatting keeps only 14 digits, too few for microseconds since 1970. The key expires once
+/// it no longer matters, so idle buckets cost nothing.
+pub(crate) const GCRA: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local rate = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = 1000000 / rate
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > 1000000 then
+  return 0
+end
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX',
+  math.ceil((next_tat - now) / 1000) + 1)
+return 1
+";
+
+/// The rate limits of one app, wherever its buckets live.
+pub enum Limiter {
+    /// Buckets in this process: limits hold per instance.
+    Local(Box<LocalBuckets>),
+    /// Buckets in Redis: limits hold for every instance together.
+    Shared {
+        /// The Redis connection shared by every app of the server.
+        redis: RedisRateLimiter,
+        /// The app, part of every bucket's key.
+        sdkappid: u32,
+        /// Calls per second for each API ([`Api::index`]); `None` is unlimited.
+        rates: [Option<u32>; 6],
+    },
+}
+
+impl Limiter {
+    /// In-process buckets for the given limits.
+    pub fn local(limits: &RateLimits) -> Self {
+        Limiter::Local(Box::new(LocalBuckets::new(limits)))
+    }
+
+    /// Buckets in Redis for the given limits of app `sdkappid`.
+    pub fn shared(redis: RedisRateLimiter, sdkappid: u32, limits: &RateLimits) -> Self {
+        Limiter::Shared {
+            redis,
+            sdkappid,
+            rates: Api::ALL.map(|api| limits.limit(api)),
+        }
+    }
+
+    /// Take one call from `api`'s bucket: `Ok(false)` means over the limit (60007).
+    pub async fn allow(&self, api: Api) -> Result<bool, RateLimitError> {
+        match self {
+            Limiter::Local(buckets) => Ok(buckets.allow(api)),
+            Limiter::Shared {
+                redis,
+                sdkappid,
+                rates,
+            } => match rates[api.index()] {
+                None => Ok(true),
+                Some(rate) => redis.take(*sdkappid, api, rate.max(1)).await,
+            },
+        }
+    }
+}
+
+/// The in-process buckets of one app.
+pub struct LocalBuckets {
     buckets: [Option<Mutex<Bucket>>; 6],
 }
 
@@ -22,11 +121,11 @@ struct Bucket {
     last: Instant,
 }
 
-impl RateLimiter {
+impl LocalBuckets {
     /// Buckets for the given limits.
     pub fn new(limits: &RateLimits) -> Self {
         let now = Instant::now();
-        RateLimiter {
+        LocalBuckets {
             buckets: Api::ALL.map(|api| {
                 limits.limit(api).map(|rate| {
                     let rate = f64::from(rate.max(1));
@@ -56,5 +155,195 @@ impl RateLimiter {
         } else {
             false
         }
+    }
+}
+
+/// Rate-limit buckets in Redis, shared by every server instance that uses the same Redis and
+/// key prefix. Cheap to clone: clones share one connection.
+#[derive(Clone)]
+pub struct RedisRateLimiter {
+    inner: Arc<RedisInner>,
+}
+
+struct RedisInner {
+    client: redis::Client,
+    /// The live connection and its generation, or `None` after a failure: the next call
+    /// connects afresh. Multiplexed, so every request of the instance shares it.
+    conn: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while connecting, so that a burst of calls opens one connection, not one each.
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    script: redis::Script,
+    prefix: String,
+    description: String,
+}
+
+impl std::fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("redis", &self.inner.description)
+            .field("prefix", &self.inner.prefix)
+            .finish()
+    }
+}
+
+impl RedisRateLimiter {
+    /// Connect to Redis at `url` (`redis://[user:password@]host:port[/db]`). Every bucket key
+    /// starts with `key_prefix` (`timacct:` for the server), so that one Redis can serve
+    /// several deployments or test runs apart. Fails if Redis cannot be reached now: a
+    /// misconfigured URL is reported at start-up rather than as 70500 on every call.
+    pub async fn connect(
+        url: &str,
+        key_prefix: impl Into<String>,
+    ) -> Result<RedisRateLimiter, RateLimitError> {
+        // The client's parse errors name the problem, never the password.
+        let client = redis::Client::open(url)
+            .map_err(|e| RateLimitError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let description = describe(client.get_connection_info());
+        let limiter = RedisRateLimiter {
+            inner: Arc::new(RedisInner {
+                client,
+                conn: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+                script: redis::Script::new(GCRA),
+                prefix: key_prefix.into(),
+                description,
+            }),
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, limiter.connection()).await {
+            Ok(Ok(_)) => Ok(limiter),
+            Ok(Err(e)) => Err(RateLimitError::Unavailable(format!(
+                "{}: {e}",
+                limiter.inner.description
+            ))),
+            Err(_) => Err(RateLimitError::Unavailable(format!(
+                "{}: no answer within {} s",
+                limiter.inner.description,
+                REDIS_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Redis as `redis://host:port/db`, without credentials: safe to log.
+    pub fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), redis::RedisError> {
+        if let Some(live) = self.inner.conn.lock().clone() {
+            return Ok(live);
+        }
+        let _one_at_a_time = self.inner.connecting.lock().await;
+        if let Some(live) = self.inner.conn.lock().clone() {
+            return Ok(live);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT);
+        let conn = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.inner.conn.lock() = Some((generation, conn.clone()));
+        Ok((generation, conn))
+    }
+
+    /// Forget a connection that failed (only if it is still the current one: another call may
+    /// already have replaced it).
+    fn discard(&self, generation: u64) {
+        let mut conn = self.inner.conn.lock();
+        if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *conn = None;
+        }
+    }
+
+    /// Take one call from the bucket of (`sdkappid`, `api`), refilled at `rate` per second.
+    pub(crate) async fn take(
+        &self,
+        sdkappid: u32,
+        api: Api,
+        rate: u32,
+    ) -> Result<bool, RateLimitError> {
+        let key = format!(
+            "{}ratelimit:{sdkappid}:{}",
+            self.inner.prefix,
+            api.command()
+        );
+        let used = AtomicU64::new(0);
+        let call = async {
+            let (generation, mut conn) = self.connection().await?;
+            used.store(generation, Ordering::Relaxed);
+            let allowed: i64 = self
+                .inner
+                .script
+                .key(&key)
+                .arg(rate)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok::<bool, redis::RedisError>(allowed == 1)
+        };
+        let outcome = tokio::time::timeout(REDIS_TIMEOUT, call).await;
+        // Generations start at 1: 0 means the call never got a connection of its own.
+        let generation = used.load(Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(allowed)) => Ok(allowed),
+            Ok(Err(e)) => {
+                self.discard(generation);
+                Err(RateLimitError::Unavailable(format!(
+                    "{}: {e}",
+                    self.inner.description
+                )))
+            }
+            Err(_) => {
+                self.discard(generation);
+                Err(RateLimitError::Unavailable(format!(
+                    "{}: no answer within {} ms",
+                    self.inner.description,
+                    REDIS_TIMEOUT.as_millis()
+                )))
+            }
+        }
+    }
+}
+
+fn describe(info: &redis::ConnectionInfo) -> String {
+    let addr = match &info.addr {
+        redis::ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+        redis::ConnectionAddr::Unix(path) => format!("redis+unix://{}", path.display()),
+        #[allow(unreachable_patterns)]
+        _ => "redis://?".to_owned(),
+    };
+    format!("{addr}/{}", info.redis.db)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn redis_descriptions_never_carry_the_password() {
+        let client = redis::Client::open("redis://user:s3cret@cache.internal:6380/2").unwrap();
+        assert_eq!(
+            describe(client.get_connection_info()),
+            "redis://cache.internal:6380/2"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_startup_error() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let e = RedisRateLimiter::connect("redis://:s3cret@127.0.0.1:1", "t:")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("127.0.0.1:1") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use timacct_store::{AccountStore, ImportPolicy};
 
 use crate::config::{AppConfig, Plan};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limiter, RedisRateLimiter};
 
 /// How long a `pro` app keeps a deleted UserID from being imported again: 90 days.
 pub const REIMPORT_BLOCK_SECS: i64 = 90 * 86_400;
@@ -21,14 +21,14 @@ pub struct App {
     /// Its configuration.
     pub config: AppConfig,
     admins: HashSet<String>,
-    limiter: RateLimiter,
+    limiter: Limiter,
 }
 
 impl App {
     fn new(config: AppConfig) -> Self {
         App {
             admins: config.admins.iter().cloned().collect(),
-            limiter: RateLimiter::new(&config.rate_limits),
+            limiter: Limiter::local(&config.rate_limits),
             config,
         }
     }
@@ -39,7 +39,7 @@ impl App {
     }
 
     /// Its rate limiter.
-    pub fn limiter(&self) -> &RateLimiter {
+    pub fn limiter(&self) -> &Limiter {
         &self.limiter
     }
 
@@ -124,6 +124,27 @@ impl AppState {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 inner.body_limit = limit;
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    /// Keep every app's rate-limit buckets in Redis (before serving), so that the limits hold
+    /// for all instances together rather than for each one: instances that share a database
+    /// should share a Redis too.
+    pub fn with_redis(self, redis: RedisRateLimiter) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                for app in inner.apps.values_mut() {
+                    app.limiter = Limiter::shared(
+                        redis.clone(),
+                        app.config.sdkappid,
+                        &app.config.rate_limits,
+                    );
+                }
                 AppState {
                     inner: Arc::new(inner),
                 }

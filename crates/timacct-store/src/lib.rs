@@ -1,7 +1,8 @@
 //! Account storage for timacct.
 //!
 //! The server talks to storage through one trait, [`AccountStore`], so that the embedded
-//! SQLite backend and a networked backend can be swapped without touching the HTTP layer.
+//! SQLite backend and the networked [`postgres`] backend can be swapped without touching the
+//! HTTP layer.
 //! Every backend must pass the same [`conformance`] suite: that suite, not any one backend,
 //! defines what storing accounts means.
 //!
@@ -11,11 +12,13 @@
 
 pub mod conformance;
 mod model;
+pub mod postgres;
 mod sqlite;
 
 pub use model::{
     Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError,
 };
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

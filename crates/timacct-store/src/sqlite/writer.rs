@@ -87,7 +87,9 @@ impl Writer {
     /// Fill the index from the database. Runs on the writer thread before any write, so no
     /// write can slip between the scan and the first indexed commit.
     fn load_index(&mut self) -> Result<(), rusqlite::Error> {
+        let started = std::time::Instant::now();
         let mut index = AccountIndex::default();
+        let mut count = 0u64;
         let mut stmt = self
             .conn
             .prepare("SELECT sdkappid, user_id FROM accounts")?;
@@ -96,9 +98,15 @@ impl Writer {
             let app: u32 = row.get(0)?;
             let id = row.get_ref(1)?.as_str()?;
             index.insert(app, id);
+            count += 1;
         }
         *self.index.write() = index;
         self.index_ready.store(true, Ordering::Release);
+        tracing::info!(
+            accounts = count,
+            secs = started.elapsed().as_secs_f64(),
+            "account index loaded"
+        );
         Ok(())
     }
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The timacct benchmark: populates a store, drives the real server over HTTP, runs the
+# baselines in the same run (nginx serving the same response bytes; a bare rusqlite insert
+# loop), and prints every figure with its ratio. Server and nginx on core 0, load on core 1.
+#
+#   bench/run.sh            # full run (1M accounts, scale to 10M)
+#   QUICK=1 bench/run.sh    # short run (skips the 10M scale step)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${DUR:-10}
+CONNS=${CONNS:-64}
+APP=1400000000
+KEY=bench-key
+PORT=${PORT:-18181}
+NGINX_PORT=${NGINX_PORT:-18182}
+WORK=$(mktemp -d /tmp/timacct-bench.XXXXXX)
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+need() { command -v "$1" >/dev/null || { echo "installing $2"; apt-get install -y -q "$2" >/dev/null; }; }
+need wrk wrk
+need nginx nginx-light
+
+cargo build --release -q -p timacct-cli -p timacct-bench
+BIN=target/release/timacct
+BENCH=target/release/timacct-bench
+
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat > "$WORK/cfg.toml" <<CFG
+[[apps]]
+sdkappid = $APP
+key = "$KEY"
+rate_limits = "off"
+CFG
+
+SIG=$($BENCH sig --sdkappid $APP --key $KEY)
+QS="sdkappid=$APP&identifier=administrator&usersig=$SIG&random=1&contenttype=json"
+
+start_server() { # data dir
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn,timacct_store=info taskset -c $SERVER_CPU $BIN serve --config "$WORK/cfg.toml" \
+    --data-dir "$1" --listen 127.0.0.1:$PORT > "$WORK/server.out" 2>&1 &
+  SERVER_PID=$!
+  until curl -sf -o /dev/null "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" -d '{"CheckItem":[{"UserID":"u00000000"}]}'; do sleep 0.01; done
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+rss_kib() { ps -o rss= -p "$SERVER_PID" | tr -d ' '; }
+wrk_rps() { # url body-file
+  BODY_FILE="$2" taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DUR}s -s "$WORK/post.lua" "$1" | awk '/Requests\/sec/ {print int($2)}'
+}
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
+
+echo "== populate 1,000,000 accounts"
+$BENCH populate --data-dir "$WORK/data" --sdkappid $APP --accounts 1000000
+
+# The check body: 100 IDs, half imported, half not.
+python3 - "$WORK/check.json" <<'PY'
+import sys
+items = []
+for k in range(100):
+    uid = "u%08d" % ((k * 7919) % 1000000) if k % 2 == 0 else "u%08d" % (900000000 + k)
+    items.append('{"UserID":"%s"}' % uid)
+open(sys.argv[1], "w").write('{"CheckItem":[%s]}' % ",".join(items))
+PY
+
+echo "== read path: account_check of 100 IDs against 1M accounts"
+start_server "$WORK/data"
+mkdir -p "$WORK/www"
+curl -s "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" --data-binary @"$WORK/check.json" > "$WORK/www/check.json"
+grep -q '"AccountStatus":"Imported"' "$WORK/www/check.json"
+TIMACCT_RPS=$(wrk_rps "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" "$WORK/check.json")
+RSS_1M=$(rss_kib)
+HALF=$((TIMACCT_RPS / 2))
+LAT=$(taskset -c $LOAD_CPU $BENCH load --addr 127.0.0.1:$PORT --mode check --usersig "$SIG" --connections $CONNS --duration $DUR --rate $HALF --label latency)
+stop_server
+
+cat > "$WORK/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/www;
+    # Answer the POST from the file, as for a GET.
+    location / { error_page 405 =200 \$uri; }
+  }
+}
+NGX
+taskset -c $SERVER_CPU nginx -c "$WORK/nginx.conf" &
+NGINX_PID=$!
+until curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$NGINX_PORT/check.json"; do sleep 0.01; done
+cmp <(curl -s -X POST --data-binary @"$WORK/check.json" "http://127.0.0.1:$NGINX_PORT/check.json") "$WORK/www/check.json"
+NGINX_RPS=$(wrk_rps "http://127.0.0.1:$NGINX_PORT/check.json" "$WORK/check.json")
+kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
+
+echo "nginx floor (same response bytes, same request):  $NGINX_RPS req/s"
+echo "timacct account_check:                            $TIMACCT_RPS req/s ($((TIMACCT_RPS * 100)) look-ups/s)"
+python3 -c "print('ratio timacct/nginx:                              %.2f' % ($TIMACCT_RPS / $NGINX_RPS))"
+echo "latency at half load ($HALF req/s, open loop):     $LAT"
+
+echo "== write path: multiaccount_import, 100 new accounts per call, $CONNS concurrent clients"
+start_server "$WORK/data"
+IMP=$(taskset -c $LOAD_CPU $BENCH load --addr 127.0.0.1:$PORT --mode import --usersig "$SIG" --connections $CONNS --duration $DUR --label import)
+stop_server
+IMP_RPS=$(echo "$IMP" | sed -E 's/.*rps=([0-9]+).*/\1/')
+BASE=$(taskset -c $SERVER_CPU $BENCH sqlite-baseline --db "$WORK/baseline.db" --rows 300000 --batch 100)
+BASE_RATE=$(echo "$BASE" | sed -E 's/.*rows_per_sec=([0-9]+).*/\1/')
+echo "$IMP"
+echo "timacct import:          $((IMP_RPS * 100)) accounts/s (fsync before every answer)"
+echo "bare rusqlite baseline:  $BASE_RATE rows/s (100-row transactions, WAL, synchronous=FULL)"
+python3 -c "print('ratio timacct/baseline: %.2f' % ($IMP_RPS * 100 / $BASE_RATE))"
+
+echo "== auth cost on the hot path"
+$BENCH auth-cost --sdkappid $APP --key $KEY --rps "$TIMACCT_RPS"
+
+if [ -z "${QUICK:-}" ]; then
+  echo "== scale: start-up time and memory"
+  for N in 1000000 5000000 10000000; do
+    $BENCH populate --data-dir "$WORK/data" --sdkappid $APP --accounts $N >/dev/null 2>&1
+    T0=$(date +%s.%N)
+    start_server "$WORK/data"
+    T1=$(date +%s.%N)
+    # Wait until account_check is served from memory, then read RSS.
+    until grep -q 'index loaded' "$WORK/server.out" 2>/dev/null || [ $(python3 -c "print(int($(date +%s.%N) - $T0 > 60))") = 1 ]; do sleep 0.05; done
+    T2=$(date +%s.%N)
+    echo "accounts=$N first_answer_s=$(python3 -c "print('%.2f' % ($T1 - $T0))") index_ready_s=$(python3 -c "print('%.2f' % ($T2 - $T0))") rss_mib=$(( $(rss_kib) / 1024 ))"
+    stop_server
+  done
+fi

@@ -1,0 +1,218 @@
+//! Benchmark tools for timacct. `bench/run.sh` drives them; see `bench/README.md`.
+//!
+//! - `populate`: fill a data dir with N accounts through the real store.
+//! - `load`: an HTTP/1.1 keep-alive load generator (closed loop for throughput, open loop at a
+//!   fixed rate for latency without coordinated omission) for `account_check` and
+//!   `multiaccount_import`.
+//! - `sqlite-baseline`: a bare rusqlite program inserting the same rows with the same
+//!   durability settings, the baseline for the write path.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod load;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import `accounts` accounts named `u00000000`, `u00000001`, ... into `data_dir`.
+    Populate {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        sdkappid: u32,
+        #[arg(long)]
+        accounts: u64,
+    },
+    /// Generate HTTP load.
+    Load(load::LoadArgs),
+    /// Insert `rows` rows in transactions of `batch` with WAL + synchronous=FULL, no HTTP.
+    SqliteBaseline {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 100)]
+        batch: u64,
+    },
+    /// Price authentication: a first sight (full verify) against a repeat (cache hit).
+    AuthCost {
+        #[arg(long)]
+        sdkappid: u32,
+        #[arg(long)]
+        key: String,
+        /// Measured account_check throughput, to express the cost as a share of a request.
+        #[arg(long)]
+        rps: f64,
+    },
+    /// Print an admin UserSig.
+    Sig {
+        #[arg(long)]
+        sdkappid: u32,
+        #[arg(long)]
+        key: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Populate {
+            data_dir,
+            sdkappid,
+            accounts,
+        } => populate(data_dir, sdkappid, accounts),
+        Command::Load(args) => load::run(args),
+        Command::SqliteBaseline { db, rows, batch } => sqlite_baseline(db, rows, batch),
+        Command::AuthCost { sdkappid, key, rps } => auth_cost(sdkappid, key, rps),
+        Command::Sig { sdkappid, key } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            println!(
+                "{}",
+                timacct_usersig::UserSigGenerator::new(u64::from(sdkappid), &key).gen(
+                    "administrator",
+                    86_400,
+                    now
+                )
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The name of account `i`, shared by populate and the load generator.
+pub fn account_name(i: u64) -> String {
+    format!("u{i:08}")
+}
+
+fn populate(data_dir: PathBuf, sdkappid: u32, accounts: u64) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = SqliteStore::open(data_dir.join("timacct.db"))?;
+        let existing = store.account_count(sdkappid).await?;
+        let start = Instant::now();
+        let mut i = existing;
+        while i < accounts {
+            let end = (i + 10_000).min(accounts);
+            let items = (i..end)
+                .map(|k| ImportItem::id_only(UserId::parse(account_name(k)).unwrap()))
+                .collect();
+            store
+                .import(
+                    sdkappid,
+                    items,
+                    ImportPolicy {
+                        max_accounts: None,
+                        reimport_block_secs: None,
+                        now: 1,
+                    },
+                )
+                .await?;
+            i = end;
+        }
+        store.close();
+        eprintln!(
+            "populated {} accounts ({} new) in {:.1}s",
+            accounts,
+            accounts.saturating_sub(existing),
+            start.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    })
+}
+
+fn sqlite_baseline(db: PathBuf, rows: u64, batch: u64) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(&db);
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL;
+         CREATE TABLE accounts (sdkappid INTEGER NOT NULL, user_id TEXT NOT NULL,
+           nick TEXT NOT NULL DEFAULT '', face_url TEXT NOT NULL DEFAULT '',
+           created_at INTEGER NOT NULL, PRIMARY KEY (sdkappid, user_id)) WITHOUT ROWID;",
+    )?;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < rows {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) VALUES (?1, ?2, '', '', ?3)",
+            )?;
+            for k in i..(i + batch).min(rows) {
+                stmt.execute(rusqlite::params![1u32, account_name(k), 1i64])?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        i += batch;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "sqlite_baseline rows={rows} batch={batch} secs={secs:.3} rows_per_sec={:.0}",
+        rows as f64 / secs
+    );
+    Ok(())
+}
+
+fn auth_cost(sdkappid: u32, key: String, rps: f64) -> anyhow::Result<()> {
+    use timacct_proto::Api;
+    use timacct_server::{AppConfig, AppState, SecretKey};
+    let dir = std::env::temp_dir().join(format!("timacct-auth-cost-{}", std::process::id()));
+    let store = SqliteStore::open(dir.join("timacct.db"))?;
+    let state = AppState::new(
+        vec![AppConfig::new(sdkappid, SecretKey::new(key.clone()))],
+        std::sync::Arc::new(store),
+    );
+    let gen = timacct_usersig::UserSigGenerator::new(u64::from(sdkappid), &key);
+    let now = timacct_server::unix_now();
+    let query = |sig: &str| {
+        format!(
+            "sdkappid={sdkappid}&identifier=administrator&usersig={sig}&random=1&contenttype=json"
+        )
+    };
+    // First sight: every sig is new (different expiry), so each call decodes and checks the HMAC.
+    let fresh: Vec<String> = (0..20_000)
+        .map(|i| query(&gen.gen("administrator", 86_400 + i, now)))
+        .collect();
+    let t = Instant::now();
+    for q in &fresh {
+        state
+            .authorize(Api::AccountCheck, q)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let miss_ns = t.elapsed().as_nanos() as f64 / fresh.len() as f64;
+    let q = query(&gen.gen("administrator", 86_400, now));
+    state
+        .authorize(Api::AccountCheck, &q)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            state
+                .authorize(Api::AccountCheck, std::hint::black_box(&q))
+                .is_ok(),
+        );
+    }
+    let hit_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let request_ns = 1e9 / rps.max(1.0);
+    println!(
+        "auth first sight: {:.1} us; repeat (cached): {:.0} ns = {:.1}% of one account_check request at {:.0} req/s",
+        miss_ns / 1000.0,
+        hit_ns,
+        100.0 * hit_ns / request_ns,
+        rps
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The README's two-instance deployment, run for real: two `timacct serve` processes with
+//! different `--listen`, the same `--config`, `--database` and `--redis`.
+//!
+//! Runs in a fresh database (dropped at the end) under a fresh Redis key prefix. Without
+//! PostgreSQL or Redis it skips with a message, unless `TIMACCT_TEST_DATABASE_URL` /
+//! `TIMACCT_TEST_REDIS_URL` or `CI` is set: then it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Every spawned server is a `Server`, whose Drop kills and reaps it.
+#![allow(clippy::zombie_processes)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use timacct_store::postgres::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+const APP: u32 = 1400000888;
+const KEY: &str = "two-instances-key";
+/// The `account_check` limit of the app, per second, for the whole service.
+const LIMIT: usize = 10;
+
+struct Server {
+    child: Child,
+    base: String,
+    listening: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, config: &Path, database: &str, redis: &str, prefix: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--database-pool-size", "4"])
+        .args(["--redis-key-prefix", prefix])
+        .env("TIMACCT_DATABASE", database)
+        .env("TIMACCT_REDIS", redis)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("timacct listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_owned();
+            std::thread::spawn(move || for _ in lines {});
+            return Server {
+                child,
+                base,
+                listening: line,
+            };
+        }
+    }
+}
+
+fn sig() -> String {
+    let out = Command::new(BIN)
+        .args(["sig", "gen", "--sdkappid", &APP.to_string(), "--key", KEY])
+        .args(["--identifier", "administrator"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(http: &reqwest::Client, base: &str, usersig: &str, api: &str, body: Value) -> Value {
+    let url = format!(
+        "{base}/v4/im_open_login_svc/{api}?sdkappid={APP}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
+    );
+    let resp = http.post(url).body(body.to_string()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+    })
+}
+
+/// A Redis URL that answers, or `None` (after saying why) when the test may be skipped.
+fn redis_url() -> Option<String> {
+    const VAR: &str = "TIMACCT_TEST_REDIS_URL";
+    let given = std::env::var(VAR).ok().filter(|v| !v.trim().is_empty());
+    let url = given
+        .clone()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    match std::net::TcpStream::connect(&addr) {
+        Ok(_) => Some(url),
+        Err(e) if given.is_none() && !in_ci() => {
+            eprintln!("skipping: no Redis at {url} ({e}); set {VAR} to run this test");
+            None
+        }
+        Err(e) => panic!("Redis must be reachable here ({VAR} or CI set): {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_are_one_service() {
+    let Some(db) = TestDatabase::create().await.unwrap() else {
+        return;
+    };
+    let Some(redis) = redis_url() else { return };
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("timacct_test_{unique:x}_{}:", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("timacct.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = {{ account_check = {LIMIT} }}\n"
+        ),
+    )
+    .unwrap();
+    let a = start(dir.path(), &config, &db.url(), &redis, &prefix);
+    let b = start(dir.path(), &config, &db.url(), &redis, &prefix);
+    assert!(
+        a.listening
+            .contains(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name()))
+            || std::env::var(TestDatabase::URL_VAR).is_ok(),
+        "{}",
+        a.listening
+    );
+    assert!(
+        a.listening.contains("shared in redis://"),
+        "{}",
+        a.listening
+    );
+
+    let usersig = sig();
+    let http = reqwest::Client::new();
+    let v = call(
+        &http,
+        &a.base,
+        &usersig,
+        "account_import",
+        json!({"UserID": "alice"}),
+    )
+    .await;
+    assert_eq!(v["ErrorCode"], 0, "{v}");
+    let v = call(
+        &http,
+        &b.base,
+        &usersig,
+        "account_check",
+        json!({"CheckItem": [{"UserID": "alice"}]}),
+    )
+    .await;
+    assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported", "{v}");
+
+    // One rate limit for both processes.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the check above took a token
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (http, usersig) = (http.clone(), usersig.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"CheckItem": [{"UserID": "alice"}]});
+            call(&http, &base, &usersig, "account_check", body).await["ErrorCode"]
+                .as_u64()
+                .unwrap()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            0 => ok += 1,
+            60007 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * LIMIT as f64).ceil() as usize;
+    eprintln!(
+        "two processes, limit {LIMIT}/s: {ok} of 40 allowed in {:?}",
+        started.elapsed()
+    );
+    assert!(ok < 40 && ok <= LIMIT + refill + 1, "{ok} allowed");
+    drop(a);
+    drop(b);
+}

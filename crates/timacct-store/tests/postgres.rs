@@ -1,0 +1,442 @@
+//! The PostgreSQL backend: the conformance suite, unchanged, plus what only a shared networked
+//! store has to show — several stores (one per server instance) on one database, concurrent
+//! migrations, and surviving lost connections.
+//!
+//! Every test runs in a fresh database (`TestDatabase`), dropped at the end. Without a
+//! reachable server the tests skip with a message, unless `TIMACCT_TEST_DATABASE_URL` or `CI`
+//! is set: then they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use timacct_store::postgres::TestDatabase;
+use timacct_store::{
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions,
+    PostgresStore, StoreError, UserId,
+};
+
+/// A fresh database, or the end of this test (passing) when PostgreSQL tests may be skipped.
+///
+/// The conformance macro gives no way to skip, so skipping ends the test process with success;
+/// nextest runs every test in its own process, and under `cargo test` every test of this
+/// binary would skip the same way anyway.
+async fn database() -> TestDatabase {
+    match TestDatabase::create().await {
+        Ok(Some(db)) => db,
+        Ok(None) => std::process::exit(0),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn small_pool() -> PostgresOptions {
+    PostgresOptions {
+        max_connections: 8,
+        ..PostgresOptions::default()
+    }
+}
+
+/// A store that owns its test database, so the database is dropped with the store.
+struct Fresh {
+    store: PostgresStore,
+    _db: TestDatabase,
+}
+
+#[async_trait]
+impl AccountStore for Fresh {
+    async fn import(
+        &self,
+        app: u32,
+        items: Vec<ImportItem>,
+        policy: ImportPolicy,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        self.store.import(app, items, policy).await
+    }
+    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+        self.store.check(app, ids).await
+    }
+    async fn delete(
+        &self,
+        app: u32,
+        ids: Vec<UserId>,
+        now: i64,
+    ) -> Result<Vec<DeleteOutcome>, StoreError> {
+        self.store.delete(app, ids, now).await
+    }
+    async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError> {
+        self.store.account(app, id).await
+    }
+    async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
+        self.store.account_count(app).await
+    }
+}
+
+async fn fresh() -> Arc<dyn AccountStore> {
+    let db = database().await;
+    let store = PostgresStore::connect_with(&db.url(), small_pool())
+        .await
+        .unwrap();
+    Arc::new(Fresh { store, _db: db })
+}
+
+mod postgres_conformance {
+    use super::*;
+    timacct_store::conformance_suite!(fresh());
+}
+
+fn id(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn policy(now: i64) -> ImportPolicy {
+    ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: None,
+        now,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_migrate_once() {
+    let db = database().await;
+    let url = db.url();
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let options = PostgresOptions {
+                    max_connections: 2,
+                    ..PostgresOptions::default()
+                };
+                PostgresStore::connect_with(&url, options).await
+            })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.unwrap().unwrap());
+    }
+    let client = db.client().await.unwrap();
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i32> = (1..=PostgresStore::schema_version()).collect();
+    assert_eq!(versions, expected);
+    // Every store works on the one schema.
+    stores[0]
+        .import(1, vec![ImportItem::id_only(id("m"))], policy(1))
+        .await
+        .unwrap();
+    assert_eq!(stores[7].check(1, vec![id("m")]).await.unwrap(), vec![true]);
+    for s in &stores {
+        s.close();
+    }
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let db = database().await;
+    PostgresStore::connect_with(&db.url(), small_pool())
+        .await
+        .unwrap()
+        .close();
+    let client = db.client().await.unwrap();
+    client
+        .execute("INSERT INTO schema_version (version) VALUES (9999)", &[])
+        .await
+        .unwrap();
+    let err = PostgresStore::connect_with(&db.url(), small_pool())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("9999"), "{err}");
+}
+
+#[tokio::test]
+async fn profile_fields_keep_every_character() {
+    let db = database().await;
+    let store = PostgresStore::connect_with(&db.url(), small_pool())
+        .await
+        .unwrap();
+    let nick = "nul\u{0}inside 用户 \u{1F600}".to_owned();
+    store
+        .import(
+            1,
+            vec![ImportItem {
+                user_id: id("z"),
+                nick: Some(nick.clone()),
+                face_url: Some("'; DROP TABLE accounts; --".into()),
+            }],
+            policy(1),
+        )
+        .await
+        .unwrap();
+    let a = store.account(1, id("z")).await.unwrap().unwrap();
+    assert_eq!(a.nick, nick);
+    assert_eq!(a.face_url, "'; DROP TABLE accounts; --");
+    // The largest SDKAppID fits (it does not fit a 32-bit signed column).
+    store
+        .import(u32::MAX, vec![ImportItem::id_only(id("z"))], policy(1))
+        .await
+        .unwrap();
+    assert_eq!(store.account_count(u32::MAX).await.unwrap(), 1);
+    store.close();
+}
+
+#[tokio::test]
+async fn the_description_never_shows_the_password() {
+    let db = database().await;
+    let store = PostgresStore::connect_with(&db.url(), small_pool())
+        .await
+        .unwrap();
+    let d = store.description().to_owned();
+    assert!(
+        d.starts_with("postgres://") && d.ends_with(db.name()),
+        "{d}"
+    );
+    store.close();
+    let err = PostgresStore::connect("postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=1")
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+/// Two stores on one database behave as one: what one acknowledges the other sees at once,
+/// and concurrent imports and deletes of the same UserIDs through both end consistent, with
+/// per-item outcomes that add up to the final state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_conflicting_writes_stay_consistent() {
+    let db = database().await;
+    let a = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    const APP: u32 = 7;
+
+    // Read-your-writes, both directions.
+    for i in 0..20 {
+        let (w, r) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let u = id(&format!("ryw{i}"));
+        w.import(APP, vec![ImportItem::id_only(u.clone())], policy(1))
+            .await
+            .unwrap();
+        assert_eq!(r.check(APP, vec![u.clone()]).await.unwrap(), vec![true]);
+        r.delete(APP, vec![u.clone()], 2).await.unwrap();
+        assert_eq!(w.check(APP, vec![u]).await.unwrap(), vec![false]);
+    }
+    assert_eq!(a.account_count(APP).await.unwrap(), 0);
+
+    let names: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        let names = names.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut created: HashMap<String, i64> = HashMap::new();
+            let mut deleted: HashMap<String, i64> = HashMap::new();
+            for round in 0..12u64 {
+                // A varying, overlapping slice of the 50 IDs, with a repeat.
+                let start = ((t * 7 + round * 13) % 50) as usize;
+                let mut batch: Vec<UserId> =
+                    (0..10).map(|k| id(&names[(start + k * 3) % 50])).collect();
+                batch.push(batch[0].clone());
+                if (t + round) % 2 == 0 {
+                    let items = batch.iter().cloned().map(ImportItem::id_only).collect();
+                    let out = store.import(APP, items, policy(1)).await.unwrap();
+                    for (u, o) in batch.iter().zip(out) {
+                        if o == ImportOutcome::Created {
+                            *created.entry(u.to_string()).or_default() += 1;
+                        }
+                    }
+                } else {
+                    let out = store.delete(APP, batch.clone(), 2).await.unwrap();
+                    for (u, o) in batch.iter().zip(out) {
+                        if o == DeleteOutcome::Deleted {
+                            *deleted.entry(u.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            (created, deleted)
+        }));
+    }
+    let mut created: HashMap<String, i64> = HashMap::new();
+    let mut deleted: HashMap<String, i64> = HashMap::new();
+    for t in tasks {
+        let (c, d) = t.await.unwrap();
+        for (k, v) in c {
+            *created.entry(k).or_default() += v;
+        }
+        for (k, v) in d {
+            *deleted.entry(k).or_default() += v;
+        }
+    }
+    let all: Vec<UserId> = names.iter().map(|n| id(n)).collect();
+    let exists = a.check(APP, all).await.unwrap();
+    let mut live = 0;
+    for (n, e) in names.iter().zip(&exists) {
+        let c = created.get(n).copied().unwrap_or(0);
+        let d = deleted.get(n).copied().unwrap_or(0);
+        // Creates and deletes of one ID alternate, starting from "absent": every Deleted
+        // found an account some Created made, and none was lost or counted twice.
+        assert_eq!(
+            c - d,
+            i64::from(*e),
+            "{n}: {c} created, {d} deleted, exists {e}"
+        );
+        live += i64::from(*e);
+    }
+    assert!(
+        created.values().sum::<i64>() > 50,
+        "the test made little contention"
+    );
+    let client = db.client().await.unwrap();
+    let rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE sdkappid = $1",
+            &[&i64::from(APP)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, live);
+    assert_eq!(a.account_count(APP).await.unwrap(), live as u64);
+    assert_eq!(b.account_count(APP).await.unwrap(), live as u64);
+}
+
+/// `max_accounts` and tombstones are decided against the shared state, not per store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_and_tombstones_hold_across_stores() {
+    let db = database().await;
+    let a = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    let limited = ImportPolicy {
+        max_accounts: Some(30),
+        reimport_block_secs: None,
+        now: 1,
+    };
+    let mut tasks = Vec::new();
+    for t in 0..20 {
+        let store = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let items = (0..5)
+                .map(|k| ImportItem::id_only(id(&format!("l{t}-{k}"))))
+                .collect();
+            store.import(8, items, limited).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        for o in t.await.unwrap() {
+            match o {
+                ImportOutcome::Created => created += 1,
+                ImportOutcome::LimitReached => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(created, 30);
+    assert_eq!(b.account_count(8).await.unwrap(), 30);
+
+    let blocked = |now| ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: Some(90 * 86_400),
+        now,
+    };
+    a.import(9, vec![ImportItem::id_only(id("t"))], blocked(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.delete(9, vec![id("t")], 5).await.unwrap(),
+        vec![DeleteOutcome::Deleted]
+    );
+    for s in [&a, &b] {
+        assert_eq!(
+            s.import(9, vec![ImportItem::id_only(id("t"))], blocked(6))
+                .await
+                .unwrap(),
+            vec![ImportOutcome::ReimportBlocked]
+        );
+    }
+}
+
+/// Killed connections (an operator, a failover, a restart) fail the calls that were using
+/// them, within the call timeout, and the pool replaces them by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_connections_are_replaced() {
+    let db = database().await;
+    let store = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    let limit = PostgresOptions::default().call_timeout + Duration::from_secs(2);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failed = 0;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let u = id(&format!("k{w}-{n}"));
+                n += 1;
+                let started = Instant::now();
+                let r = store
+                    .import(1, vec![ImportItem::id_only(u.clone())], policy(1))
+                    .await;
+                assert!(started.elapsed() < limit, "a call hung");
+                match r {
+                    Ok(_) => acked.push(u),
+                    Err(StoreError::Unavailable(_)) => failed += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            (acked, failed)
+        }));
+    }
+    let mut killed = 0;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        killed += db.terminate_connections().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for w in workers {
+        let (a, f) = w.await.unwrap();
+        acked.extend(a);
+        failed += f;
+    }
+    assert!(killed > 0);
+    eprintln!(
+        "{killed} connections killed, {} calls acknowledged, {failed} failed",
+        acked.len()
+    );
+    // Service is back without any intervention, and nothing acknowledged was lost.
+    let seen = store.check(1, acked.clone()).await.unwrap();
+    assert!(seen.iter().all(|s| *s), "an acknowledged import is missing");
+    assert!(store.account_count(1).await.unwrap() as usize >= acked.len());
+}
