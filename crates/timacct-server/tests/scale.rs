@@ -1,7 +1,11 @@
 //! Several stateless instances on one PostgreSQL database and one Redis behave as one
 //! service: read-your-writes across instances, concurrent conflicting writes, `max_accounts`
 //! and tombstones across instances, one rate limit for the whole service, and outages of the
-//! database or Redis that answer 70500 (never hang, never 5xx) and heal by themselves.
+//! database (killed connections, a partition, a restart) or of Redis that answer 70500 (never
+//! hang, never 5xx), heal by themselves, and lose nothing that was acknowledged.
+//!
+//! No test asserts how long anything took: a hang is caught by the HTTP client's generous
+//! [`HANG`] bound, healing is counted in attempts, and the rate limits are checked by counts.
 //!
 //! Each test gets a fresh database (dropped at the end) and a fresh Redis key prefix (its keys
 //! expire on their own within seconds). The instances are real servers on loopback ports,
@@ -146,11 +150,13 @@ async fn pair(s: &Services) -> (Instance, Instance) {
     )
 }
 
+/// The hang detector: a request not answered within this fails the test. Far above every
+/// bound the server promises (a few seconds), so only a request that waits without bound,
+/// never a slow machine, trips it.
+const HANG: Duration = Duration::from_secs(30);
+
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(HANG).build().unwrap()
 }
 
 /// Call an API; every answer must be HTTP 200 with the envelope.
@@ -394,68 +400,531 @@ async fn max_accounts_and_tombstones_hold_across_instances() {
     b.shutdown().await;
 }
 
-/// Fire `n` concurrent `account_check` calls at the limited app, alternating between the
-/// instances; the answer codes, and how long the burst took.
-async fn burst(bases: [&str; 2], n: usize) -> (HashMap<u64, usize>, Duration) {
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let base = bases[i % 2].to_owned();
-        tasks.push(tokio::spawn(async move {
-            let v = call(
-                &client(),
-                &base,
-                LIMITED,
-                "account_check",
-                json!({ "CheckItem": [{ "UserID": "x" }] }),
-            )
-            .await;
-            code(&v)
-        }));
-    }
-    let mut codes = HashMap::new();
-    for t in tasks {
-        *codes.entry(t.await.unwrap()).or_insert(0) += 1;
-    }
-    (codes, started.elapsed())
+async fn multi_import(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Value {
+    call(
+        http,
+        base,
+        app,
+        "multiaccount_import",
+        json!({ "Accounts": ids }),
+    )
+    .await
 }
 
+/// Whether each of `ids` exists, asked through `base` 100 at a time.
+async fn exists(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        out.extend(check(http, base, app, chunk).await);
+    }
+    out
+}
+
+/// Imports and deletes of the same UserIDs race through both instances, all over HTTP, and
+/// every per-item answer must agree with the final state.
+///
+/// Each raced UserID starts absent and gets exactly one import (through either instance) and
+/// two deletes (one through each instance), the three in flight at once. Whatever order the
+/// service applied them in, the answers are fixed by it: the import before both deletes, or
+/// between them, means exactly one delete answers 0 and the account is gone; the import after
+/// both means both answer 70107 and the account exists. Two 0s would be a delete counted
+/// twice; a 0 with the account still there, or no 0 with it gone, a lost write.
+///
+/// Alongside, other UserIDs are imported through both instances at once (one batch, one
+/// single import each): each must exist once, with the profile of one of the two imports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
+    let Some(s) = services().await else { return };
+    let (a, b) = pair(&s).await;
+    let bases = Arc::new([a.base.clone(), b.base.clone()]);
+    let raced: Arc<Vec<String>> = Arc::new((0..300).map(|i| format!("race{i}")).collect());
+    let twice: Arc<Vec<String>> = Arc::new((0..60).map(|i| format!("twice{i}")).collect());
+
+    // Imports of `raced`: chunks of 10 from the back, chunk k through instance k % 2, by four
+    // tasks. The deletes start from the front, so the orders meet in the middle: UserIDs at the
+    // back tend to be imported first, those at the front deleted first, and all three orders
+    // occur.
+    let mut importers = Vec::new();
+    for task in 0..4usize {
+        let (bases, raced) = (bases.clone(), raced.clone());
+        importers.push(tokio::spawn(async move {
+            let http = client();
+            let chunks = raced.rchunks(10).enumerate();
+            for (k, chunk) in chunks.filter(|(k, _)| k % 4 == task) {
+                let v = multi_import(&http, &bases[k % 2], OPEN, chunk).await;
+                assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
+            }
+        }));
+    }
+    // Deletes of `raced`: every UserID once through each instance, from the front, in
+    // batches of different sizes (7 through instance 0, 9 through instance 1), each instance
+    // by two tasks.
+    let mut deleters = Vec::new();
+    for task in 0..4usize {
+        let (bases, raced) = (bases.clone(), raced.clone());
+        deleters.push(tokio::spawn(async move {
+            let http = client();
+            let instance = task / 2;
+            let size = if instance == 0 { 7 } else { 9 };
+            let mut answers = Vec::new();
+            for (k, chunk) in raced.chunks(size).enumerate() {
+                if k % 2 != task % 2 {
+                    continue;
+                }
+                let codes = delete(&http, &bases[instance], OPEN, chunk).await;
+                answers.extend(chunk.iter().cloned().zip(codes));
+            }
+            answers
+        }));
+    }
+    // `twice`: a batch through instance 0 and single imports through instance 1, at once.
+    let both = {
+        let (bases, twice) = (bases.clone(), twice.clone());
+        tokio::spawn(async move {
+            let http = client();
+            let list: Vec<Value> = twice
+                .iter()
+                .map(|id| json!({ "UserID": id, "Nick": "via-a" }))
+                .collect();
+            let v = call(
+                &http,
+                &bases[0],
+                OPEN,
+                "multiaccount_import",
+                json!({ "AccountList": list }),
+            )
+            .await;
+            assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
+        })
+    };
+    let singles = {
+        let (bases, twice) = (bases.clone(), twice.clone());
+        tokio::spawn(async move {
+            let http = client();
+            for id in twice.iter().rev() {
+                let body = json!({ "UserID": id, "Nick": "via-b" });
+                let v = call(&http, &bases[1], OPEN, "account_import", body).await;
+                assert_eq!(code(&v), 0, "{v}");
+            }
+        })
+    };
+
+    for t in importers {
+        t.await.unwrap();
+    }
+    let mut zeros: HashMap<String, usize> = HashMap::new();
+    for t in deleters {
+        for (id, c) in t.await.unwrap() {
+            match c {
+                0 => *zeros.entry(id).or_default() += 1,
+                70107 => {}
+                other => panic!("{id}: unexpected ResultCode {other}"),
+            }
+        }
+    }
+    both.await.unwrap();
+    singles.await.unwrap();
+
+    let http = client();
+    let seen_a = exists(&http, &a.base, OPEN, &raced).await;
+    let seen_b = exists(&http, &b.base, OPEN, &raced).await;
+    assert_eq!(seen_a, seen_b, "the instances disagree");
+    let mut present = 0i64;
+    for (id, there) in raced.iter().zip(&seen_a) {
+        let z = zeros.get(id).copied().unwrap_or(0);
+        assert!(z <= 1, "{id}: deleted {z} times after one import");
+        assert_eq!(
+            z == 0,
+            *there,
+            "{id}: {z} deletes answered 0 but the account {}",
+            if *there { "exists" } else { "is gone" }
+        );
+        present += i64::from(*there);
+    }
+    eprintln!(
+        "{} raced UserIDs: {present} imported last (both deletes 70107), {} deleted by one of two",
+        raced.len(),
+        raced.len() as i64 - present
+    );
+    assert!(exists(&http, &b.base, OPEN, &twice)
+        .await
+        .iter()
+        .all(|x| *x));
+
+    // The stored rows, their count and the profiles agree with what the answers said.
+    let db = s.db.client().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts WHERE sdkappid = $1),
+                    (SELECT accounts FROM app_stats WHERE sdkappid = $1)",
+            &[&i64::from(OPEN)],
+        )
+        .await
+        .unwrap();
+    let expected = present + twice.len() as i64;
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (expected, expected)
+    );
+    let nicks = db
+        .query(
+            "SELECT convert_from(nick, 'UTF8') FROM accounts
+             WHERE sdkappid = $1 AND user_id LIKE 'twice%'",
+            &[&i64::from(OPEN)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(nicks.len(), twice.len());
+    for r in nicks {
+        let nick: String = r.get(0);
+        assert!(nick == "via-a" || nick == "via-b", "{nick:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// On a `pro` app a delete leaves a tombstone (70399) that every instance honours, also when
+/// re-imports race the delete through the other instance: an import that ran first only
+/// updated the account the delete then removed, one that ran after is refused; either way the
+/// account is gone at the end, and no instance lets it back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tombstones_hold_when_reimports_race_deletes_across_instances() {
+    let Some(s) = services().await else { return };
+    let (a, b) = pair(&s).await;
+    let ids: Vec<String> = (0..60).map(|i| format!("pro{i}")).collect();
+    let http = client();
+    let v = multi_import(&http, &a.base, PRO, &ids).await;
+    assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
+
+    let deleting = {
+        let (base, ids) = (a.base.clone(), ids.clone());
+        tokio::spawn(async move {
+            let http = client();
+            for chunk in ids.chunks(10) {
+                assert!(delete(&http, &base, PRO, chunk)
+                    .await
+                    .iter()
+                    .all(|c| *c == 0));
+            }
+        })
+    };
+    let batches = {
+        let (base, ids) = (b.base.clone(), ids.clone());
+        tokio::spawn(async move {
+            let http = client();
+            let mut refused = 0;
+            for chunk in ids.chunks(10) {
+                let v = multi_import(&http, &base, PRO, chunk).await;
+                assert_eq!(code(&v), 0, "{v}");
+                refused += v["FailAccounts"].as_array().unwrap().len();
+            }
+            refused
+        })
+    };
+    let singles = {
+        let (base, ids) = (b.base.clone(), ids.clone());
+        tokio::spawn(async move {
+            let http = client();
+            let mut refused = 0;
+            for id in ids.iter().rev() {
+                match code(&import(&http, &base, PRO, id).await) {
+                    0 => {}
+                    70399 => refused += 1,
+                    other => panic!("{id}: unexpected {other}"),
+                }
+            }
+            refused
+        })
+    };
+    deleting.await.unwrap();
+    let refused = batches.await.unwrap() + singles.await.unwrap();
+    eprintln!(
+        "{refused} of {} racing re-imports refused with 70399",
+        2 * ids.len()
+    );
+
+    for base in [&a.base, &b.base] {
+        assert!(exists(&http, base, PRO, &ids).await.iter().all(|x| !*x));
+        let v = multi_import(&http, base, PRO, &ids).await;
+        assert_eq!(v["FailAccounts"], json!(ids), "{v}");
+        assert_eq!(code(&import(&http, base, PRO, &ids[0]).await), 70399);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The database goes down in the middle of traffic on two instances, the way a restart looks
+/// to a client: every connection is killed and new ones are refused by the server itself
+/// (only for this test's database, so that tests running beside it are not touched). Every
+/// request is answered — HTTP 200 with the envelope, `ErrorCode` 0 or 70500, never a hang or a
+/// 5xx — neither instance stops, both serve again by themselves once the database is back, and
+/// every import and delete acknowledged before, during or after the outage holds at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
+    use std::sync::atomic::AtomicUsize;
+    let Some(s) = services().await else { return };
+    let (a, b) = pair(&s).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut workers = Vec::new();
+    for w in 0..8usize {
+        let instance = w % 2;
+        let base = [&a.base, &b.base][instance].clone();
+        let (stop, acks, failures) = (stop.clone(), acks.clone(), failures.clone());
+        workers.push(tokio::spawn(async move {
+            let http = client();
+            // What this worker was told is stored, and what it was told is deleted.
+            let mut stored: Vec<String> = Vec::new();
+            let mut deleted: Vec<String> = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let (v, acked): (Value, Vec<String>) = match n % 4 {
+                    // Every fourth call deletes an account this worker imported.
+                    0 if !stored.is_empty() => {
+                        let id = stored.swap_remove(n % stored.len());
+                        let v = call(
+                            &http,
+                            &base,
+                            OPEN,
+                            "account_delete",
+                            json!({ "DeleteItem": [{ "UserID": id }] }),
+                        )
+                        .await;
+                        if code(&v) == 0 {
+                            assert_eq!(v["ResultItem"][0]["ResultCode"], 0, "{v}");
+                            deleted.push(id);
+                        }
+                        // Not acknowledged: it may or may not have been deleted; not checked.
+                        (v, Vec::new())
+                    }
+                    1 => {
+                        let ids: Vec<String> = (0..3).map(|k| format!("r{w}-{n}-{k}")).collect();
+                        let v = multi_import(&http, &base, OPEN, &ids).await;
+                        if code(&v) == 0 {
+                            assert_eq!(v["FailAccounts"], json!([]), "{v}");
+                        }
+                        (v, ids)
+                    }
+                    _ => {
+                        let id = format!("r{w}-{n}");
+                        (import(&http, &base, OPEN, &id).await, vec![id])
+                    }
+                };
+                match code(&v) {
+                    0 => {
+                        acks.fetch_add(1, Ordering::Relaxed);
+                        stored.extend(acked);
+                    }
+                    70500 => {
+                        assert_eq!(v["ActionStatus"], "FAIL", "{v}");
+                        assert!(!v["ErrorInfo"].as_str().unwrap_or("").is_empty(), "{v}");
+                        failures[instance].fetch_add(1, Ordering::Relaxed);
+                        // Back off as a client would, without hammering a database that is away.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    _ => panic!("only 0 or 70500 expected: {v}"),
+                }
+            }
+            (stored, deleted)
+        }));
+    }
+    let acked = || acks.load(Ordering::Relaxed);
+    wait_until("no traffic before the outage", || acked() >= 80).await;
+
+    let down_from = [0, 1].map(|i| failures[i].load(Ordering::Relaxed));
+    let mut killed = s.db.take_down().await.unwrap();
+    wait_until("the outage was not felt by both instances", || {
+        (0..2).all(|i| failures[i].load(Ordering::Relaxed) >= down_from[i] + 10)
+    })
+    .await;
+    // Still down: anything that slipped in meanwhile goes too.
+    killed += s.db.terminate_connections().await.unwrap();
+    s.db.bring_up().await.unwrap();
+
+    let http = client();
+    for inst in [&a, &b] {
+        let back = heals(300, || async {
+            let v = import(&http, &inst.base, OPEN, "probe").await;
+            assert!(code(&v) == 0 || code(&v) == 70500, "{v}");
+            code(&v) == 0
+        })
+        .await;
+        assert!(
+            back,
+            "the database is back but an instance still answers 70500"
+        );
+    }
+    let target = acked() + 80;
+    wait_until("no traffic after the outage", || acked() >= target).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut stored, mut deleted) = (Vec::new(), Vec::new());
+    for w in workers {
+        let (st, de) = w.await.unwrap();
+        stored.extend(st);
+        deleted.extend(de);
+    }
+    for inst in [&a, &b] {
+        assert!(
+            !inst.task.as_ref().unwrap().is_finished(),
+            "an instance stopped"
+        );
+    }
+    let failed: usize = (0..2).map(|i| failures[i].load(Ordering::Relaxed)).sum();
+    eprintln!(
+        "{killed} connections killed; {} calls acknowledged, {failed} answered 70500; \
+         {} accounts acknowledged as stored and {} as deleted",
+        acks.load(Ordering::Relaxed),
+        stored.len(),
+        deleted.len()
+    );
+    assert!(killed > 0);
+    for inst in [&a, &b] {
+        let seen = exists(&http, &inst.base, OPEN, &stored).await;
+        let lost: Vec<&String> = stored
+            .iter()
+            .zip(&seen)
+            .filter(|(_, s)| !**s)
+            .map(|(id, _)| id)
+            .collect();
+        assert!(lost.is_empty(), "acknowledged imports lost: {lost:?}");
+        let seen = exists(&http, &inst.base, OPEN, &deleted).await;
+        let back: Vec<&String> = deleted
+            .iter()
+            .zip(&seen)
+            .filter(|(_, s)| **s)
+            .map(|(id, _)| id)
+            .collect();
+        assert!(back.is_empty(), "acknowledged deletes lost: {back:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Poll `done` every 100 ms until it holds, at most 300 times; fail the test with `what` if
+/// it never does.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    assert!(heals(300, || std::future::ready(done())).await, "{what}");
+}
+
+/// How long the rate-limit tests keep both instances busy.
+const WINDOW: Duration = Duration::from_secs(2);
+
+/// What a [`flood`] got through each instance.
+struct Flood {
+    /// Calls allowed, per instance.
+    allowed: [usize; 2],
+    /// Calls refused with 60007, both instances together.
+    refused: usize,
+    /// From before the first call to the answer of the last: the span the limit applied to.
+    spanned: Duration,
+}
+
+impl Flood {
+    fn allowed(&self) -> usize {
+        self.allowed[0] + self.allowed[1]
+    }
+}
+
+/// Keep both instances busy with `account_check` calls to the limited app for [`WINDOW`],
+/// eight clients on each, far more calls per second than the limit.
+async fn flood(bases: [&str; 2]) -> Flood {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let base = bases[i % 2].to_owned();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = client();
+            let (mut allowed, mut refused) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({ "CheckItem": [{ "UserID": "x" }] });
+                let v = call(&http, &base, LIMITED, "account_check", body).await;
+                match code(&v) {
+                    0 => allowed += 1,
+                    60007 => {
+                        refused += 1;
+                        // Still many times the limit, without starving the two cores.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    _ => panic!("only 0 or 60007 expected: {v}"),
+                }
+            }
+            (i % 2, allowed, refused)
+        }));
+    }
+    tokio::time::sleep(WINDOW).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut flood = Flood {
+        allowed: [0, 0],
+        refused: 0,
+        spanned: Duration::ZERO,
+    };
+    for t in tasks {
+        let (instance, allowed, refused) = t.await.unwrap();
+        flood.allowed[instance] += allowed;
+        flood.refused += refused;
+    }
+    flood.spanned = started.elapsed();
+    flood
+}
+
+/// The most one app-wide bucket can grant over `spanned`: it starts full ([`LIMIT`] calls)
+/// and refills at [`LIMIT`] per second; one more for rounding. A count derived from the
+/// measured span, so a slow machine loosens it instead of failing it.
+fn one_bucket_at_most(spanned: Duration) -> usize {
+    LIMIT as usize + (spanned.as_secs_f64() * f64::from(LIMIT)).ceil() as usize + 1
+}
+
+/// Two instances sharing Redis grant the app its documented rate in total: at most what one
+/// bucket allows over the window (per-instance buckets would grant about twice that), and at
+/// least half of it (the app is not starved by the sharing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_rate_limit_for_all_instances() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
-    let (codes, took) = burst([&a.base, &b.base], 60).await;
-    let ok = codes.get(&0).copied().unwrap_or(0);
-    let limited = codes.get(&60007).copied().unwrap_or(0);
-    eprintln!("shared limit {LIMIT}/s: {ok} allowed, {limited} refused in {took:?}");
-    assert_eq!(ok + limited, 60, "only 0 or 60007: {codes:?}");
-    assert!(limited > 0);
-    // The bucket starts full (a fresh key prefix), so the first LIMIT calls pass; after that
-    // only what refills while the burst lasts. Per-instance buckets would grant at least
-    // 2 x LIMIT (see below). No timing assumption: the bound grows with the time taken.
-    assert!(ok >= LIMIT as usize, "{ok}");
-    let refill = (took.as_secs_f64() * f64::from(LIMIT)).ceil() as usize;
+    let f = flood([&a.base, &b.base]).await;
+    let ceiling = one_bucket_at_most(f.spanned);
+    let floor = LIMIT as usize + (WINDOW.as_secs_f64() * f64::from(LIMIT) / 2.0) as usize;
+    eprintln!(
+        "shared limit {LIMIT}/s over {:?}: {:?} allowed (at most {ceiling}), {} refused",
+        f.spanned, f.allowed, f.refused
+    );
+    assert!(f.refused > 0, "the flood never reached the limit");
     assert!(
-        ok <= LIMIT as usize + refill + 1,
-        "{ok} allowed in {took:?}"
+        f.allowed() <= ceiling,
+        "two instances granted {} calls, more than one app-wide limit allows ({ceiling})",
+        f.allowed()
+    );
+    assert!(
+        f.allowed() >= floor,
+        "the app got {} calls, less than its documented rate ({floor})",
+        f.allowed()
     );
     a.shutdown().await;
     b.shutdown().await;
 }
 
-/// The contrast the README states: without Redis each instance has its own buckets, so two
-/// instances grant each a full bucket.
+/// The fallback the README states: without Redis each instance has its own buckets, so two
+/// instances together grant more than one app-wide bucket could, each within its own limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_redis_limits_are_per_instance() {
     let Some(s) = services().await else { return };
     let url = s.db.url();
     let a = Instance::start(&url, None).await;
     let b = Instance::start(&url, None).await;
-    let (codes, _) = burst([&a.base, &b.base], 60).await;
-    assert!(
-        codes.get(&0).copied().unwrap_or(0) >= 2 * LIMIT as usize,
-        "{codes:?}"
+    let f = flood([&a.base, &b.base]).await;
+    let ceiling = one_bucket_at_most(f.spanned);
+    eprintln!(
+        "per-instance limit {LIMIT}/s over {:?}: {:?} allowed (one bucket: at most {ceiling})",
+        f.spanned, f.allowed
     );
+    assert!(f.refused > 0, "the flood never reached the limit");
+    assert!(f.allowed() > ceiling, "{:?}", f.allowed);
+    assert!(f.allowed.iter().all(|n| *n <= ceiling), "{:?}", f.allowed);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -529,10 +998,20 @@ impl Drop for Proxy {
     }
 }
 
-/// The longest a call may take while a dependency is down: its timeout plus slack for a
-/// loaded test machine. A hang would exceed it by far.
-fn bounded(timeout: Duration) -> Duration {
-    timeout + Duration::from_secs(3)
+/// Poll `healed` every 100 ms, at most `attempts` times: whether the service came back.
+/// Counted in attempts, not timed: a service that heals answers within a few of them.
+async fn heals<F, Fut>(attempts: usize, mut healed: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..attempts {
+        if healed().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -570,34 +1049,32 @@ async fn redis_outage_fails_closed_with_70500_and_heals() {
     for mode in [Mode::Refuse, Mode::Blackhole] {
         proxy.set(mode);
         for _ in 0..3 {
+            // Answered at all (the client's HANG bound), and answered 70500.
             let (c, took, v) = probe().await;
             assert_eq!(c, 70500, "{mode:?}: {v}");
-            assert!(
-                took < bounded(timacct_server::REDIS_TIMEOUT),
-                "{mode:?} took {took:?}"
-            );
             eprintln!("Redis {mode:?}: 70500 after {took:?}");
         }
         proxy.set(Mode::Up);
-        let healed = Instant::now();
-        loop {
-            let (c, _, v) = probe().await;
-            if c == 0 {
-                break;
+        let mut attempts = 0;
+        let back = heals(150, || {
+            attempts += 1;
+            async move {
+                let (c, _, v) = probe().await;
+                assert!(c == 0 || c == 70500, "{v}");
+                c == 0
             }
-            assert_eq!(c, 70500, "{v}");
-            assert!(healed.elapsed() < Duration::from_secs(15), "did not heal");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        eprintln!("Redis back: served again after {:?}", healed.elapsed());
+        })
+        .await;
+        assert!(back, "Redis is back but the instance still answers 70500");
+        eprintln!("Redis back: served again at attempt {attempts}");
     }
     a.shutdown().await;
 }
 
 /// Traffic on two instances while the database's connections are killed, then while it is
-/// unreachable behind a partition, then while it refuses connections: every answer is 0
-/// or 70500 within the call timeout, service resumes without intervention, and every
-/// acknowledged import is there afterwards.
+/// unreachable behind a partition (only timeouts can help), then while it refuses connections:
+/// every request is answered, 0 or 70500, never left hanging; service resumes without
+/// intervention, and every acknowledged import is there afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_outage_mid_traffic_answers_70500_and_heals() {
     let Some(s) = services().await else { return };
@@ -621,7 +1098,6 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     let redis = Some((s.redis_url.as_str(), s.prefix.as_str()));
     let a = Instance::start(&url, redis).await;
     let b = Instance::start(&url, redis).await;
-    let limit = bounded(PostgresOptions::default().call_timeout);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -644,8 +1120,8 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
                 let started = Instant::now();
                 let v = import(&http, &base, OPEN, &id).await;
                 let took = started.elapsed();
+                // Reported, not asserted: the client's HANG bound catches a hang.
                 slowest = slowest.max(took);
-                assert!(took < limit, "a request hung for {took:?}");
                 match code(&v) {
                     0 => acked.push(id),
                     70500 => failed += 1,
@@ -678,17 +1154,16 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     let healed = Instant::now();
     let http = client();
     for inst in [&a, &b] {
-        loop {
+        let back = heals(200, || async {
             let v = import(&http, &inst.base, OPEN, "probe").await;
-            if code(&v) == 0 {
-                break;
-            }
-            assert!(
-                healed.elapsed() < Duration::from_secs(20),
-                "did not heal: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            assert!(code(&v) == 0 || code(&v) == 70500, "{v}");
+            code(&v) == 0
+        })
+        .await;
+        assert!(
+            back,
+            "the database is back but an instance still answers 70500"
+        );
     }
     let heal_time = healed.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -12,7 +12,7 @@ use crate::StoreError;
 
 /// The advisory lock key of migrations: "timacct" in ASCII plus a 1. Advisory locks are per
 /// database, so instances serving other databases on the same server never wait on it.
-const MIGRATION_LOCK: i64 = 0x7469_6d61_6363_7401;
+pub(super) const MIGRATION_LOCK: i64 = 0x7469_6d61_6363_7401;
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;

@@ -133,6 +133,64 @@ impl TestDatabase {
         Ok(rows.len() as u64)
     }
 
+    /// Take the database down for every client, as a restart or a failover would, but only
+    /// this test's database: other tests running on the same PostgreSQL server at the same time
+    /// must not notice. New connections are refused by the server itself (`FATAL: database
+    /// ... is not currently accepting connections`, just as during a restart), and every open
+    /// connection is killed. Returns how many were killed. Undo with [`Self::bring_up`]; the
+    /// database is dropped at the end either way.
+    pub async fn take_down(&self) -> Result<u64, StoreError> {
+        self.allow_connections(false).await?;
+        self.terminate_connections().await
+    }
+
+    /// Let clients connect again after [`Self::take_down`].
+    pub async fn bring_up(&self) -> Result<(), StoreError> {
+        self.allow_connections(true).await
+    }
+
+    async fn allow_connections(&self, allow: bool) -> Result<(), StoreError> {
+        let client = connect(&self.admin)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+                self.name
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Hold the lock that schema migrations take, on a connection of its own, until the
+    /// returned client is dropped. A test uses it to make instances that start together
+    /// provably wait for one another instead of merely starting close in time.
+    pub async fn hold_migration_lock(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock($1)",
+                &[&super::schema::MIGRATION_LOCK],
+            )
+            .await?;
+        Ok(client)
+    }
+
+    /// How many sessions of this database are waiting for an advisory lock right now.
+    pub async fn advisory_lock_waiters(&self) -> Result<i64, StoreError> {
+        let client = connect(&self.admin)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1",
+                &[&self.name],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn drop_database(admin: tokio_postgres::Config, name: String) -> Result<(), String> {
         let client = connect(&admin).await?;
         let mut last = String::new();
