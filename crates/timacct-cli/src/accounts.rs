@@ -64,6 +64,10 @@ pub struct ConnectionArgs {
     /// documented backup host).
     #[arg(long, env = "TIMACCT_ENDPOINT")]
     endpoint: String,
+    /// A base URL to fail over to when the endpoint cannot be reached (a connection error,
+    /// never an answer); replaces a region's documented backup host.
+    #[arg(long, env = "TIMACCT_BACKUP_ENDPOINT", value_name = "URL")]
+    backup_endpoint: Option<String>,
     /// The app's SDKAppID.
     #[arg(long, env = "TIMACCT_SDKAPPID")]
     sdkappid: u32,
@@ -238,10 +242,16 @@ async fn execute(command: AccountCommand) -> anyhow::Result<u8> {
         AccountCommand::Online(a) => (Job::Online { detail: a.detail }, a.common, true),
     };
     let CommonArgs { connection, input } = common;
-    let endpoint = Endpoint::parse(&connection.endpoint)?;
+    let mut endpoint = Endpoint::parse(&connection.endpoint)?;
+    if let Some(backup) = &connection.backup_endpoint {
+        endpoint = endpoint.with_backup(backup)?;
+    }
     let all = input::read(&input.ids, input.file.as_deref())?;
+    if all.is_empty() {
+        bail!("the input names no UserIDs");
+    }
     let skip = input.resume_from;
-    if skip >= all.len() && !all.is_empty() {
+    if skip >= all.len() {
         eprintln!(
             "timacct: nothing to do: --resume-from {skip} skips all {} input UserIDs",
             all.len()
@@ -296,6 +306,8 @@ async fn execute(command: AccountCommand) -> anyhow::Result<u8> {
         writer: &mut writer,
         bar: bar.as_ref(),
         rows_on_terminal: std::io::stdout().is_terminal(),
+        pending: Vec::new(),
+        flush_every: job.batch_size(),
         skip,
         done: 0,
         failed: 0,
@@ -358,11 +370,13 @@ async fn execute(command: AccountCommand) -> anyhow::Result<u8> {
         format!("{} succeeded", done - failed)
     };
     eprintln!(
-        "timacct: {}: {done} of {total} accounts done, {outcome}, {failed} failed; {} requests, {} retries, {} rate-limited",
+        "timacct: {}: {done} of {total} accounts done, {outcome}, {failed} failed; {} requests, {} retries, {} rate-limited, {} failovers, {} admin UserSigs made",
         job.name(),
         stats.requests,
         stats.retries,
         stats.rate_limited,
+        stats.failovers,
+        stats.usersigs_issued,
     );
     let reached = skip + done;
     let input_total = skip + total;
@@ -500,6 +514,10 @@ struct Sink<'a> {
     writer: &'a mut RowWriter,
     bar: Option<&'a ProgressBar>,
     rows_on_terminal: bool,
+    /// Rows held back while the bar is drawn on the same terminal, written a batch at a
+    /// time so the bar is not redrawn under every row.
+    pending: Vec<Row>,
+    flush_every: usize,
     skip: usize,
     done: usize,
     failed: usize,
@@ -516,11 +534,15 @@ impl Sink<'_> {
         while let Some(next) = stream.next().await {
             let item = match next {
                 Ok(item) => item,
-                Err(stopped) => return Ok(Some(stopped)),
+                Err(stopped) => {
+                    self.flush_pending()?;
+                    return Ok(Some(stopped));
+                }
             };
             let row = self.row(item, &success);
             self.emit(&row)?;
         }
+        self.flush_pending()?;
         Ok(None)
     }
 
@@ -532,7 +554,10 @@ impl Sink<'_> {
         while let Some(next) = stream.next().await {
             let item = match next {
                 Ok(item) => item,
-                Err(stopped) => return Ok(Some(stopped)),
+                Err(stopped) => {
+                    self.flush_pending()?;
+                    return Ok(Some(stopped));
+                }
             };
             let mut row = self.row(item, |s| (status_name(*s).into(), None));
             if row.result == "Imported" {
@@ -543,6 +568,7 @@ impl Sink<'_> {
             }
             self.emit(&row)?;
         }
+        self.flush_pending()?;
         Ok(None)
     }
 
@@ -577,6 +603,20 @@ impl Sink<'_> {
         }
     }
 
+    /// Write the rows held back for the bar.
+    fn flush_pending(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        let writer = &mut *self.writer;
+        let mut write_all = || rows.iter().try_for_each(|row| writer.write(row));
+        match self.bar {
+            Some(bar) => bar.suspend(write_all),
+            None => write_all(),
+        }
+    }
+
     fn emit(&mut self, row: &Row) -> anyhow::Result<()> {
         self.done += 1;
         if row.failed() {
@@ -585,8 +625,11 @@ impl Sink<'_> {
         match self.bar {
             // Rows and the bar share the screen only when stdout is a terminal too.
             Some(bar) if self.rows_on_terminal => {
-                bar.suspend(|| self.writer.write(row))?;
+                self.pending.push(row.clone());
                 bar.inc(1);
+                if self.pending.len() >= self.flush_every {
+                    self.flush_pending()?;
+                }
             }
             Some(bar) => {
                 self.writer.write(row)?;

@@ -9,6 +9,7 @@ mod accounts;
 mod input;
 mod output;
 mod serve;
+mod serve_opts;
 mod sig;
 
 use std::process::ExitCode;

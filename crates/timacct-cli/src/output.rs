@@ -130,12 +130,12 @@ impl RowWriter {
                 let line = format!(
                     "{:>iw$}  {:<uw$}  {:<RESULT_WIDTH$}  {:>CODE_WIDTH$}  {}",
                     row.index,
-                    row.user_id,
-                    row.result,
+                    printable(&row.user_id),
+                    printable(&row.result),
                     row.code
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    info.trim(),
+                    printable(info.trim()),
                     iw = self.index_width,
                     uw = self.id_width,
                 );
@@ -155,6 +155,25 @@ impl RowWriter {
     }
 }
 
+/// Text for a terminal: control characters (which a UserID read from a file, or a
+/// service's answer, may hold) are shown escaped, never sent to the terminal raw.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// The info text, with `online --detail`'s platforms appended for formats without a
 /// nested field.
 fn info_with_detail(row: &Row) -> String {
@@ -171,5 +190,47 @@ fn info_with_detail(row: &Row) -> String {
             }
         }
         _ => row.info.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_table_never_sends_control_characters_to_the_terminal() {
+        let out = Buffer::default();
+        let mut w = RowWriter::new(Format::Table, Box::new(out.clone()), 0, 8);
+        w.write(&Row {
+            index: 0,
+            user_id: "evil\u{1b}[2J".into(),
+            result: "Failed".into(),
+            code: Some(70402),
+            info: "bad\nid".into(),
+            random: Some(7),
+            detail: None,
+        })
+        .unwrap();
+        w.flush().unwrap();
+        let text = String::from_utf8(out.0.borrow().clone()).unwrap();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("evil\\u{1b}[2J"), "{text:?}");
+        assert!(text.contains("bad\\nid (random 7)"), "{text:?}");
+        assert_eq!(text.lines().count(), 2, "{text:?}");
     }
 }

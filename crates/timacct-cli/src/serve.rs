@@ -38,6 +38,8 @@ pub struct ServeArgs {
     /// Prefix of every Redis key, so that deployments sharing one Redis keep apart limits.
     #[arg(long, env = "TIMACCT_REDIS_KEY_PREFIX", default_value = "timacct:")]
     redis_key_prefix: String,
+    #[command(flatten)]
+    server: crate::serve_opts::ServerOptions,
 }
 
 /// Where accounts are kept.
@@ -93,13 +95,7 @@ impl Backend {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    args.server.init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -116,7 +112,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    // A variable set to nothing (`TIMACCT_DATABASE=` in a compose file or a unit) means "not
+    // given", not a URL that cannot be parsed.
+    args.database = args.database.filter(|url| !url.trim().is_empty());
+    args.redis = args.redis.filter(|url| !url.trim().is_empty());
+    // The data directory holds the SQLite file and the default app's key, when used.
+    let new_sqlite = if args.database.is_none() || args.config.is_none() {
+        crate::serve_opts::prepare_data_dir(&args.data_dir)? && args.database.is_none()
+    } else {
+        false
+    };
+    let tls = args.server.tls()?;
     let (apps, generated) = match &args.config {
         Some(path) => (Config::load(path)?.apps, false),
         None => (
@@ -125,6 +132,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     let backend = Backend::open(&args).await?;
+    if new_sqlite {
+        crate::serve_opts::restrict_sqlite_files(&args.data_dir)?;
+    }
     let redis = match &args.redis {
         Some(url) => Some(
             RedisRateLimiter::connect(url, args.redis_key_prefix.as_str())
@@ -149,23 +159,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if generated {
-        print_default_app(&apps[0], addr);
+        print_default_app(&apps[0], scheme, addr);
     }
     let limits = match &redis {
         Some(r) => format!("shared in {}", r.description()),
         None => "per instance".to_owned(),
     };
     println!(
-        "timacct listening on http://{addr} (data: {}; rate limits: {limits})",
+        "timacct listening on {scheme}://{addr} (data: {}; rate limits: {limits})",
         backend.describe()
     );
     tracing::info!(%addr, apps = apps.len(), "serving");
-    let mut state = AppState::new(apps, backend.store());
+    let mut state = AppState::new(apps, backend.store()).with_limits(args.server.limits());
     if let Some(redis) = redis {
         state = state.with_redis(redis);
     }
-    timacct_server::serve(listener, state, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => timacct_server::serve_tls(listener, state, tls, shutdown_signal()).await?,
+        None => timacct_server::serve(listener, state, shutdown_signal()).await?,
+    }
     backend.close();
     tracing::info!("stopped");
     Ok(())
@@ -173,7 +187,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// A new user's first screen: everything needed to call the service at once. Printed to
 /// stdout on purpose (never to the log).
-fn print_default_app(app: &timacct_server::AppConfig, addr: SocketAddr) {
+fn print_default_app(app: &timacct_server::AppConfig, scheme: &str, addr: SocketAddr) {
     let admin = app
         .admins
         .first()
@@ -191,7 +205,7 @@ fn print_default_app(app: &timacct_server::AppConfig, addr: SocketAddr) {
     println!("  UserSig:  {sig}");
     println!("Try:");
     println!(
-        "  curl -s 'http://{addr}/v4/im_open_login_svc/account_check?sdkappid={}&identifier={admin}&usersig={sig}&random=1&contenttype=json' -d '{{\"CheckItem\":[{{\"UserID\":\"alice\"}}]}}'",
+        "  curl -s '{scheme}://{addr}/v4/im_open_login_svc/account_check?sdkappid={}&identifier={admin}&usersig={sig}&random=1&contenttype=json' -d '{{\"CheckItem\":[{{\"UserID\":\"alice\"}}]}}'",
         app.sdkappid
     );
 }

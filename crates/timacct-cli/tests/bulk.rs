@@ -9,7 +9,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -197,6 +198,8 @@ fn import_check_delete_3000_from_a_file_under_tencent_limits() {
     assert_eq!(run.summary("requests"), 30);
     assert_eq!(run.summary("rate-limited"), 0);
     assert!(!run.stdout.contains("60007") && !run.stderr.contains("60007"));
+    // stderr is not a terminal: a summary line, no progress bar.
+    assert!(!run.stderr.contains("ETA"), "{}", run.stderr);
 
     let run = server.run(&["check", "--file", file]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -513,7 +516,6 @@ fn usersig_is_renewed_across_its_expiry_on_a_long_job() {
     let all = ids("sig-", 1300);
     let file = write_lines(dir.path(), "ids.txt", &all);
     // 13 calls at 2/s with 3-second UserSigs: the job outlives two of them.
-    let t = Instant::now();
     let run = server.run(&[
         "check",
         "--sig-expire",
@@ -527,8 +529,611 @@ fn usersig_is_renewed_across_its_expiry_on_a_long_job() {
         "--file",
         file.to_str().unwrap(),
     ]);
-    assert!(t.elapsed() >= Duration::from_secs(6));
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(!run.stderr.contains("70001"));
     assert_all(&run, &all, 0, "NotImported");
+    // Six seconds of calls with three-second UserSigs renewed after two: at least three
+    // UserSigs, and not one call refused for an expired one.
+    assert!(run.summary("admin UserSigs made") >= 3, "{}", run.stderr);
+    assert_eq!(run.summary("requests"), 13);
+}
+
+// ---------------------------------------------------------------------------------------
+// A faulty proxy between the binary and the real server: each request gets the next
+// scripted fault; once the script is done, requests are forwarded to the server.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// HTTP 200 with this ErrorCode.
+    Code(u32),
+    /// Close the connection without answering.
+    Drop,
+    /// This HTTP status with an HTML body, as a gateway would.
+    Status(u16),
+    /// Forward to the server (which acts on it), then drop its answer.
+    ForwardThenDrop,
+    /// HTTP 200 with this body, in place of the server (for APIs it does not offer yet).
+    Reply(&'static str),
+}
+
+/// One request as the proxy saw it: its query parameters.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    query: String,
+    body: String,
+}
+
+impl Seen {
+    fn param(&self, name: &str) -> String {
+        self.query
+            .split('&')
+            .find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k == name).then(|| v.to_owned())
+            })
+            .unwrap_or_default()
+    }
+}
+
+struct Proxy {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    fn start(upstream: &str, faults: &[Fault]) -> Proxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(
+            faults
+                .iter()
+                .copied()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
+        let http = reqwest::Client::new();
+        let upstream = upstream.to_owned();
+        let s = seen.clone();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (seen, script, http, upstream) =
+                    (s.clone(), script.clone(), http.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    proxy_one(stream, &seen, &script, &http, &upstream).await;
+                });
+            }
+        });
+        Proxy {
+            base,
+            seen,
+            _runtime: runtime,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn proxy_one(
+    mut stream: tokio::net::TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<std::collections::VecDeque<Fault>>,
+    http: &reqwest::Client,
+    upstream: &str,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    seen.lock().unwrap().push(Seen {
+        path: path.to_owned(),
+        query: query.to_owned(),
+        body: String::from_utf8_lossy(&buf[header_end..header_end + length]).into_owned(),
+    });
+    let fault = script.lock().unwrap().pop_front();
+    let (status, text) = match fault {
+        Some(Fault::Drop) => return,
+        Some(Fault::Code(code)) => (
+            200,
+            format!(
+                r#"{{"ActionStatus":"FAIL","ErrorCode":{code},"ErrorInfo":"injected {code}"}}"#
+            ),
+        ),
+        Some(Fault::Status(status)) => (status, "<html>bad gateway</html>".to_owned()),
+        Some(Fault::Reply(body)) => (200, body.to_owned()),
+        None | Some(Fault::ForwardThenDrop) => {
+            let answer = http
+                .post(format!("{upstream}{target}"))
+                .body(buf[header_end..header_end + length].to_vec())
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap();
+            if fault.is_some() {
+                return;
+            }
+            (status, text)
+        }
+    };
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[test]
+fn injected_faults_cost_retries_not_accounts_and_no_credential_is_ever_printed() {
+    let server = Server::start("\"tencent\"");
+    let faults = [
+        Fault::Code(70500),
+        Fault::Code(60008),
+        Fault::Drop,
+        Fault::Status(502),
+        Fault::ForwardThenDrop,
+        Fault::Code(60007),
+        Fault::Code(70202),
+    ];
+    let proxy = Proxy::start(&server.base, &faults);
+    let dir = tempfile::tempdir().unwrap();
+    let all = ids("fault-", 1000);
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    // Everything the client and the libraries under it can log.
+    let run = Run::from(
+        server
+            .command(&["import", "--file", file.to_str().unwrap()])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_all(&run, &all, 0, "Imported");
+    // Ten batches; each fault cost one retry, and nothing else was retried.
+    assert_eq!(run.summary("requests"), 17, "{}", run.stderr);
+    assert_eq!(run.summary("retries"), 7, "{}", run.stderr);
+    assert_eq!(run.summary("rate-limited"), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("retrying"), "the retries are logged");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 17);
+    let randoms: std::collections::HashSet<String> =
+        seen.iter().map(|s| s.param("random")).collect();
+    assert_eq!(randoms.len(), 17, "a fresh random per attempt");
+
+    // A failed run, too, through the proxy: a wrong key, then a host that is down.
+    let wrong = Run::from(
+        server
+            .command(&["check", "--key", "not-the-key", "a"])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(wrong.code, Some(2));
+    assert!(wrong.stderr.contains("70009"), "{}", wrong.stderr);
+    let down = Run::from(
+        server
+            .command(&["check", "--attempts", "2", "a"])
+            .env("TIMACCT_ENDPOINT", closed_port())
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(down.code, Some(2));
+
+    // The UserSigs the proxy saw, and the keys, appear in no output.
+    let sigs: std::collections::HashSet<String> =
+        proxy.seen().iter().map(|s| s.param("usersig")).collect();
+    assert!(sigs.iter().all(|s| s.len() > 20), "{sigs:?}");
+    for run in [&run, &wrong, &down] {
+        let text = format!("{}\n{}", run.stdout, run.stderr);
+        for secret in sigs
+            .iter()
+            .map(String::as_str)
+            .chain([KEY, "not-the-key", "usersig="])
+        {
+            assert!(!text.contains(secret), "{secret:?} printed:\n{text}");
+        }
+    }
+
+    // Every account is there, read straight from the server.
+    let run = server.run(&["check", "--file", file.to_str().unwrap()]);
+    assert_all(&run, &all, 0, "Imported");
+}
+
+#[test]
+fn non_retryable_answers_are_never_retried() {
+    let server = Server::start("\"tencent\"");
+    let all = ids("nr-", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    let file = file.to_str().unwrap();
+
+    // About the batch (70402): its 100 rows fail with the code and the call's random; the
+    // job goes on; exit 1.
+    let proxy = Proxy::start(&server.base, &[Fault::Code(70402)]);
+    let run = Run::from(
+        server
+            .command(&["import", "--concurrency", "1", "--file", file])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let rows = run.rows();
+    assert_eq!(rows.len(), 300);
+    let random = proxy.seen()[0].param("random");
+    for (i, row) in rows.iter().enumerate() {
+        if i < 100 {
+            assert_eq!(row["Result"], "Failed", "{row}");
+            assert_eq!(row["ResultCode"], 70402, "{row}");
+            assert_eq!(row["Random"].to_string(), random, "{row}");
+        } else {
+            assert_eq!(row["Result"], "Imported", "{row}");
+        }
+    }
+    assert_eq!(proxy.seen().len(), 3);
+    assert_eq!(run.summary("retries"), 0);
+
+    // About the caller (70403): the job stops at the first batch; exit 2.
+    let proxy = Proxy::start(&server.base, &[Fault::Code(70403)]);
+    let run = Run::from(
+        server
+            .command(&["check", "--concurrency", "1", "--file", file])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("stopped after 0 of 300") && run.stderr.contains("70403"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("random {}", proxy.seen()[0].param("random"))),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(proxy.seen().len(), 1);
+}
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+#[test]
+fn a_main_endpoint_that_is_down_fails_over_to_the_backup() {
+    let server = Server::start("\"tencent\"");
+    let all = ids("fo-", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    let run = Run::from(
+        server
+            .command(&[
+                "import",
+                "--attempts",
+                "1",
+                "--concurrency",
+                "1",
+                "--backup-endpoint",
+                &server.base,
+                "--file",
+                file.to_str().unwrap(),
+            ])
+            .env("TIMACCT_ENDPOINT", closed_port())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_all(&run, &all, 0, "Imported");
+    // One failover inside the first call (no retries allowed); the later calls went to the
+    // backup directly.
+    assert_eq!(run.summary("failovers"), 1, "{}", run.stderr);
+    assert_eq!(run.summary("requests"), 4, "{}", run.stderr);
+
+    // The same from the environment.
+    let run = Run::from(
+        server
+            .command(&["check", "--attempts", "1", "fo-00000"])
+            .env("TIMACCT_ENDPOINT", closed_port())
+            .env("TIMACCT_BACKUP_ENDPOINT", &server.base)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.rows()[0]["Result"], "Imported");
+}
+
+#[test]
+fn connection_settings_come_from_flags_or_the_environment() {
+    let server = Server::start("\"tencent\"");
+    // TIMACCT_ADMIN names someone who is not an admin of the app: 70403, exit 2.
+    let run = Run::from(
+        server
+            .command(&["import", "a1"])
+            .env("TIMACCT_ADMIN", "not-an-admin")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("70403"), "{}", run.stderr);
+    // A flag wins over the environment.
+    let run = Run::from(
+        server
+            .command(&["import", "--admin", "administrator", "a1"])
+            .env("TIMACCT_ADMIN", "not-an-admin")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // Every setting as a flag, none in the environment.
+    let run = Run::from(
+        Command::new(BIN)
+            .args(["check", "--endpoint", &server.base])
+            .args(["--sdkappid", &APP.to_string(), "--key", KEY, "a1"])
+            .env_remove("TIMACCT_ENDPOINT")
+            .env_remove("TIMACCT_SDKAPPID")
+            .env_remove("TIMACCT_KEY")
+            .env_remove("TIMACCT_ADMIN")
+            .env_remove("TIMACCT_BACKUP_ENDPOINT")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.rows()[0]["Result"], "Imported");
+    // --help shows where each setting may come from, never the key's value.
+    let run = Run::from(server.command(&["import", "--help"]).output().unwrap());
+    assert_eq!(run.code, Some(0));
+    for env in [
+        "TIMACCT_ENDPOINT",
+        "TIMACCT_SDKAPPID",
+        "TIMACCT_KEY",
+        "TIMACCT_ADMIN",
+    ] {
+        assert!(run.stdout.contains(env), "{env}: {}", run.stdout);
+    }
+    assert!(!run.stdout.contains(KEY), "{}", run.stdout);
+    // An input with no UserIDs in it is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let run = server.run(&["check", "--file", empty.to_str().unwrap()]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("no UserIDs"), "{}", run.stderr);
+}
+
+/// `args` run on a pseudo-terminal (util-linux `script`), with `typed` typed on it; what
+/// the terminal showed (stdout and stderr both). `None` when `script` is not installed.
+fn on_a_terminal(server: &Server, args: &[&str], typed: &str) -> Option<(Option<i32>, String)> {
+    let quoted: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let child = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env("TIMACCT_ENDPOINT", &server.base)
+        .env("TIMACCT_SDKAPPID", APP.to_string())
+        .env("TIMACCT_KEY", KEY)
+        .env_remove("TIMACCT_ADMIN")
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("script: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    Some((
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn on_a_terminal_rows_are_a_table_and_a_long_job_shows_a_progress_bar() {
+    let server = Server::start("\"tencent\"");
+    let dir = tempfile::tempdir().unwrap();
+    let all = ids("tty-", 1000);
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    let Some((code, screen)) = on_a_terminal(
+        &server,
+        &[
+            "check",
+            "--rate",
+            "10",
+            "--concurrency",
+            "1",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        "",
+    ) else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert_eq!(code, Some(0), "{screen}");
+    // A table (not JSON lines), every row in it.
+    assert!(
+        screen.contains("UserID") && screen.contains("Result"),
+        "{screen}"
+    );
+    assert!(!screen.contains("{\"Index\""), "{screen}");
+    for id in &all {
+        assert!(screen.contains(id.as_str()), "{id} missing");
+    }
+    // A progress bar with the count, the rate and the ETA.
+    assert!(screen.contains("/1000 accounts"), "{screen}");
+    assert!(
+        screen.contains("accounts/s") && screen.contains("ETA"),
+        "{screen}"
+    );
+
+    // One batch or less: no bar.
+    let (code, screen) = on_a_terminal(&server, &["check", "tty-00001", "tty-00002"], "").unwrap();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("tty-00002") && !screen.contains("ETA"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn kick_and_online_send_the_documented_requests_and_show_the_answers() {
+    let server = Server::start("\"tencent\"");
+    // timacct answers both with 60009 for now; the proxy answers in its place as Tencent
+    // documents, and records what the binary sent.
+    const OK: &str = r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}"#;
+    const GONE: &str = r#"{"ActionStatus":"FAIL","ErrorInfo":"no such account","ErrorCode":70107}"#;
+    const ONLINE: &str = r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,
+        "QueryResult":[{"To_Account":"o2","Status":"PushOnline","Detail":[{"Platform":"iPhone","Status":"PushOnline"}]},
+                       {"To_Account":"o1","Status":"Offline"}],
+        "ErrorList":[{"To_Account":"o3","ErrorCode":70107}]}"#;
+    let proxy = Proxy::start(
+        &server.base,
+        &[Fault::Reply(OK), Fault::Reply(GONE), Fault::Reply(ONLINE)],
+    );
+    let run = Run::from(
+        server
+            .command(&["kick", "--concurrency", "1", "k1", "k2"])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let rows = run.rows();
+    assert_eq!(
+        (&rows[0]["Result"], &rows[0]["ResultCode"]),
+        (&"Kicked".into(), &0.into())
+    );
+    assert_eq!(
+        (&rows[1]["Result"], &rows[1]["ResultCode"]),
+        (&"Failed".into(), &70107.into())
+    );
+
+    let run = Run::from(
+        server
+            .command(&["online", "--detail", "o1", "o2", "o3"])
+            .env("TIMACCT_ENDPOINT", &proxy.base)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let rows = run.rows();
+    let summary: Vec<(Value, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["UserID"].clone(),
+                r["Result"].clone(),
+                r["ResultCode"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("o1".into(), "Offline".into(), 0.into()),
+            ("o2".into(), "PushOnline".into(), 0.into()),
+            ("o3".into(), "Failed".into(), 70107.into()),
+        ]
+    );
+    assert_eq!(rows[1]["Detail"][0]["Platform"], "iPhone");
+
+    let sent: Vec<(String, String)> = proxy.seen().into_iter().map(|s| (s.path, s.body)).collect();
+    let kick = "/v4/im_open_login_svc/kick".to_owned();
+    assert_eq!(
+        sent,
+        [
+            (kick.clone(), r#"{"UserID":"k1"}"#.to_owned()),
+            (kick, r#"{"UserID":"k2"}"#.to_owned()),
+            (
+                "/v4/openim/query_online_status".to_owned(),
+                r#"{"To_Account":["o1","o2","o3"],"IsNeedDetail":1}"#.to_owned()
+            ),
+        ]
+    );
+    for s in proxy.seen() {
+        assert_eq!(s.param("sdkappid"), APP.to_string());
+        assert_eq!(s.param("identifier"), "administrator");
+        assert_eq!(s.param("contenttype"), "json");
+    }
+}
+
+#[test]
+fn on_a_terminal_delete_asks_and_only_yes_deletes() {
+    let server = Server::start("\"tencent\"");
+    assert_eq!(server.run(&["import", "q1", "q2"]).code, Some(0));
+    let Some((code, screen)) = on_a_terminal(&server, &["delete", "q1", "q2"], "n\n") else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(
+        screen.contains("Delete 2 accounts of app") && screen.contains("cannot be undone"),
+        "{screen}"
+    );
+    assert!(screen.contains("nothing was deleted"), "{screen}");
+    let run = server.run(&["check", "q1", "q2"]);
+    assert_all(&run, &["q1".into(), "q2".into()], 0, "Imported");
+
+    let (code, screen) = on_a_terminal(&server, &["delete", "q1"], "y\n").unwrap();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Deleted"), "{screen}");
+    let run = server.run(&["check", "q1", "q2"]);
+    let results: Vec<Value> = run.rows().iter().map(|r| r["Result"].clone()).collect();
+    assert_eq!(results, ["NotImported", "Imported"]);
 }

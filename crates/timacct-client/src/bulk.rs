@@ -388,6 +388,7 @@ impl Client {
                     let request = QueryOnlineStatusRequest {
                         to_account: batch.clone(),
                         is_need_detail: detail.then_some(1),
+                        ..QueryOnlineStatusRequest::default()
                     };
                     let (response, random) = client
                         .call_traced::<_, timacct_proto::QueryOnlineStatusResponse>(

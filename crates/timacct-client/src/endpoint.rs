@@ -287,6 +287,24 @@ mod tests {
     }
 
     #[test]
+    fn every_region_endpoint_is_https_to_its_host_then_its_backup() {
+        for region in Region::ALL {
+            let mut expected = vec![format!("https://{}", region.host())];
+            expected.extend(region.backup_host().map(|b| format!("https://{b}")));
+            assert_eq!(Endpoint::region(region).bases(), expected, "{region}");
+            assert_eq!(
+                Endpoint::parse(region.name()).unwrap(),
+                Endpoint::region(region)
+            );
+            assert_eq!(
+                Endpoint::parse(&region.name().to_ascii_uppercase()).unwrap(),
+                Endpoint::region(region)
+            );
+        }
+        assert_eq!(Region::ALL.len(), 8);
+    }
+
+    #[test]
     fn region_names_parse_to_https_endpoints_with_backup() {
         let e = Endpoint::parse("Silicon_Valley").unwrap();
         assert_eq!(

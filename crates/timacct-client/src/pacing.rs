@@ -111,29 +111,70 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn calls_are_spaced_at_the_rate() {
-        let pacer = Pacer::new(&RateLimits::unlimited().with(Api::AccountCheck, 10.0));
-        let start = Instant::now();
-        for _ in 0..11 {
-            pacer.acquire(Api::AccountCheck).await;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// `n` callers of `api` started together; the counter says how many have been let go.
+    fn callers(pacer: &Arc<Pacer>, api: Api, n: usize) -> Arc<AtomicUsize> {
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..n {
+            let (pacer, done) = (pacer.clone(), done.clone());
+            tokio::spawn(async move {
+                pacer.acquire(api).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
         }
-        // 11 calls at 10/s: the 11th goes out after exactly one second, never sooner.
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-        // Unpaced APIs do not wait.
-        let t = Instant::now();
-        pacer.acquire(Api::Kick).await;
-        assert_eq!(t.elapsed(), Duration::ZERO);
+        done
+    }
+
+    /// Move the paused clock on and let every task that can run, run.
+    async fn at(step: Duration) {
+        tokio::time::advance(step).await;
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    // The clock is paused: these tests count calls at given (virtual) instants.
+    #[tokio::test(start_paused = true)]
+    async fn never_more_calls_in_a_second_than_the_rate() {
+        let pacer = Arc::new(Pacer::new(
+            &RateLimits::unlimited().with(Api::AccountCheck, 10.0),
+        ));
+        let done = callers(&pacer, Api::AccountCheck, 25);
+        at(Duration::ZERO).await;
+        assert_eq!(done.load(Ordering::SeqCst), 1, "the first goes at once");
+        at(Duration::from_millis(999)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 10, "ten in the first second");
+        at(Duration::from_millis(1)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 11);
+        at(Duration::from_millis(999)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 20, "ten in the next second");
+        at(Duration::from_secs(1)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 25);
+
+        // An unpaced API lets every caller go at once.
+        let free = callers(&pacer, Api::Kick, 100);
+        at(Duration::ZERO).await;
+        assert_eq!(free.load(Ordering::SeqCst), 100);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn hold_off_delays_the_next_call() {
-        let pacer = Pacer::new(&RateLimits::documented());
+    async fn hold_off_delays_every_later_call() {
+        let pacer = Arc::new(Pacer::new(&RateLimits::documented()));
         pacer.acquire(Api::AccountDelete).await;
         pacer.hold_off(Api::AccountDelete, Duration::from_secs(2));
-        let t = Instant::now();
-        pacer.acquire(Api::AccountDelete).await;
-        assert_eq!(t.elapsed(), Duration::from_secs(2));
+        let done = callers(&pacer, Api::AccountDelete, 3);
+        at(Duration::from_millis(1999)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 0, "held off");
+        at(Duration::from_millis(1)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 1, "then one");
+        at(Duration::from_millis(20)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 3, "then at the pace (100/s)");
+        // Other APIs are not held off.
+        let other = callers(&pacer, Api::AccountCheck, 1);
+        at(Duration::ZERO).await;
+        assert_eq!(other.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -40,6 +40,11 @@ enum Action {
     Drop,
     /// This HTTP status with a plain-text body.
     Status(u16),
+    /// Pass the request to the upstream server and its answer back.
+    Forward,
+    /// Pass the request to the upstream server (which acts on it), then close the
+    /// connection instead of passing the answer back: the answer is lost on the way.
+    ForwardThenDrop,
 }
 
 #[derive(Debug, Clone)]
@@ -64,8 +69,30 @@ struct Fixture {
     script: Arc<Mutex<VecDeque<Action>>>,
 }
 
+/// Where a fixture sends the requests it forwards: the real server's base URL.
+#[derive(Clone)]
+struct Upstream {
+    base: String,
+    http: reqwest::Client,
+}
+
 impl Fixture {
+    /// A fixture that answers by itself: canned success bodies once the script is done.
     async fn start(script: &[Action]) -> Fixture {
+        Fixture::spawn(script, None).await
+    }
+
+    /// A faulty proxy in front of the real server at `upstream`: each request gets the next
+    /// scripted fault, and once the script is done every request is forwarded.
+    async fn proxy(upstream: &str, script: &[Action]) -> Fixture {
+        let upstream = Upstream {
+            base: upstream.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        Fixture::spawn(script, Some(upstream)).await
+    }
+
+    async fn spawn(script: &[Action], upstream: Option<Upstream>) -> Fixture {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(Vec::new()));
@@ -76,8 +103,8 @@ impl Fixture {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (h, s) = (h.clone(), s.clone());
-                tokio::spawn(async move { serve_one(stream, h, s).await });
+                let (h, s, u) = (h.clone(), s.clone(), upstream.clone());
+                tokio::spawn(async move { serve_one(stream, h, s, u).await });
             }
         });
         Fixture {
@@ -100,6 +127,7 @@ async fn serve_one(
     mut stream: TcpStream,
     hits: Arc<Mutex<Vec<Hit>>>,
     script: Arc<Mutex<VecDeque<Action>>>,
+    upstream: Option<Upstream>,
 ) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -138,9 +166,30 @@ async fn serve_one(
         body,
     };
     hits.lock().unwrap().push(hit.clone());
-    let action = script.lock().unwrap().pop_front().unwrap_or(Action::Ok);
+    let otherwise = if upstream.is_some() {
+        Action::Forward
+    } else {
+        Action::Ok
+    };
+    let action = script.lock().unwrap().pop_front().unwrap_or(otherwise);
     let (status, text) = match action {
         Action::Drop => return,
+        Action::Forward | Action::ForwardThenDrop => {
+            let upstream = upstream.expect("forwarding needs an upstream");
+            let answer = upstream
+                .http
+                .post(format!("{}{target}", upstream.base))
+                .body(hit.body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap();
+            if matches!(action, Action::ForwardThenDrop) {
+                return;
+            }
+            (status, text)
+        }
         Action::Status(s) => (s, "<html>bad gateway</html>".to_owned()),
         Action::Code(code) => (
             200,
@@ -184,6 +233,26 @@ fn success_body(hit: &Hit) -> String {
                 .collect();
         }
         "multiaccount_import" => v["FailAccounts"] = json!([]),
+        "query_online_status" => {
+            // Accounts named `gone…` do not exist; the others are online. The results come
+            // back in reverse order (nothing documents that they keep the request's).
+            let detail = body["IsNeedDetail"] == 1;
+            let (mut found, mut errors) = (Vec::new(), Vec::new());
+            for id in body["To_Account"].as_array().cloned().unwrap_or_default() {
+                let id = id.as_str().unwrap_or("").to_owned();
+                if id.starts_with("gone") {
+                    errors.push(json!({"To_Account": id, "ErrorCode": 70107}));
+                } else if detail {
+                    found.push(json!({"To_Account": id, "Status": "Online",
+                        "Detail": [{"Platform": "iPhone", "Status": "Online"}]}));
+                } else {
+                    found.push(json!({"To_Account": id, "Status": "Online"}));
+                }
+            }
+            found.reverse();
+            v["QueryResult"] = json!(found);
+            v["ErrorList"] = json!(errors);
+        }
         _ => {}
     }
     v.to_string()
@@ -288,9 +357,9 @@ async fn a_60007_backs_off_then_retries_the_batch_once() {
         ..fast_retry(5)
     };
     let c = client(Endpoint::url(&f.base).unwrap(), retry);
-    let t = Instant::now();
     c.account_check(&check_one("a")).await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(300), "backed off");
+    // (How long it waits is the policy's: see `retry::tests`, which checks the computed
+    // waits rather than a clock.)
     assert_eq!(f.hits().len(), 2);
     let s = c.stats();
     assert_eq!((s.rate_limited, s.retries), (1, 1));
@@ -418,6 +487,7 @@ async fn both_import_shapes_and_kick_and_online_send_the_documented_bodies() {
     c.query_online_status(&QueryOnlineStatusRequest {
         to_account: vec!["o".into()],
         is_need_detail: Some(1),
+        ..QueryOnlineStatusRequest::default()
     })
     .await
     .unwrap();
@@ -607,13 +677,12 @@ async fn pacing_at_the_servers_limit_never_provokes_60007() {
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
-    let t = Instant::now();
     let ids: Vec<String> = (0..3000).map(|i| format!("paced-{i}")).collect();
     let (items, stop) = collect(c.check_accounts(ids, BulkOptions::default())).await;
     assert!(stop.is_none(), "{stop:?}");
     assert_eq!(items.len(), 3000);
-    // 30 calls at 20/s: the 30th leaves after 29/20 s.
-    assert!(t.elapsed() >= Duration::from_millis(1400));
+    // No retries allowed, so a single 60007 would have stopped the job: 30 calls, 30
+    // answers, none refused.
     let s = c.stats();
     assert_eq!((s.requests, s.rate_limited), (30, 0));
 }
@@ -762,5 +831,319 @@ async fn profile_fields_reach_the_store() {
     assert_eq!(
         (account.nick.as_str(), account.face_url.as_str()),
         ("Ann, the first", "https://x/a.png")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults injected between the client and the real server, by a proxy that forwards to it.
+// ---------------------------------------------------------------------------------------
+
+fn user_ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
+}
+
+async fn account_count(server: &Server) -> u64 {
+    timacct_store::AccountStore::account_count(&server.store, APP)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_in_front_of_the_real_server_cost_retries_not_accounts() {
+    let server = real_server(ServerLimits::Tencent).await;
+    // One of each kind of retryable failure, then everything is passed to the server. The
+    // lost answer (ForwardThenDrop) reaches the server: the retry imports the same batch
+    // again, which the API allows.
+    let faults = [
+        Action::Code(70500),
+        Action::Code(60008),
+        Action::Drop,
+        Action::Status(502),
+        Action::Code(70169),
+        Action::ForwardThenDrop,
+        Action::Code(60007),
+        Action::Code(30006),
+    ];
+    let proxy = Fixture::proxy(&server.base, &faults).await;
+    let c = Client::builder(Endpoint::url(&proxy.base).unwrap(), APP, KEY)
+        .retry(fast_retry(10))
+        .build()
+        .unwrap();
+    let ids = user_ids("fault-", 1000);
+    let accounts = ids.iter().map(|id| entry(id, None, None)).collect();
+    let (items, stop) =
+        collect(c.import_accounts(accounts, ImportShape::Auto, BulkOptions::default())).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert_eq!(items.len(), 1000);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!((item.index, &item.user_id), (i, &ids[i]));
+        assert_eq!(item.outcome, Ok(()), "{item:?}");
+    }
+    assert_eq!(account_count(&server).await, 1000);
+
+    // Ten batches, each fault cost exactly one retry, and nothing else was retried.
+    let hits = proxy.hits();
+    assert_eq!(hits.len(), 10 + faults.len());
+    let s = c.stats();
+    assert_eq!((s.requests, s.retries), (18, 8), "{s:?}");
+    assert_eq!(s.rate_limited, 1);
+    // Every attempt had its own random; all used the one cached UserSig.
+    let randoms: HashSet<String> = hits.iter().map(|h| h.param("random").unwrap()).collect();
+    assert_eq!(randoms.len(), hits.len());
+    let sigs: HashSet<String> = hits.iter().map(|h| h.param("usersig").unwrap()).collect();
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(s.usersigs_issued, 1);
+
+    // And reading back through the (now healthy) proxy finds every account.
+    let (items, stop) = collect(c.check_accounts(ids, BulkOptions::default())).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert!(items
+        .iter()
+        .all(|i| i.outcome == Ok(AccountStatus::Imported)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_retryable_answers_in_front_of_the_real_server_are_never_retried() {
+    let server = real_server(ServerLimits::Tencent).await;
+    let one_at_a_time = || BulkOptions {
+        concurrency: 1,
+        ..BulkOptions::default()
+    };
+
+    // A failure about the batch itself (70402): that batch's accounts fail with the code,
+    // the job goes on, and nothing is sent twice.
+    let proxy = Fixture::proxy(&server.base, &[Action::Code(70402)]).await;
+    let c = client(Endpoint::url(&proxy.base).unwrap(), fast_retry(5));
+    let ids = user_ids("nr-", 300);
+    let accounts = ids.iter().map(|id| entry(id, None, None)).collect();
+    let (items, stop) =
+        collect(c.import_accounts(accounts, ImportShape::Auto, one_at_a_time())).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert_eq!(items.len(), 300);
+    let random = proxy.hits()[0].param("random").unwrap();
+    for (i, item) in items.iter().enumerate() {
+        if i < 100 {
+            let failure = item.outcome.as_ref().unwrap_err();
+            assert_eq!(failure.code, Some(70402));
+            assert_eq!(failure.random.unwrap().to_string(), random);
+        } else {
+            assert_eq!(item.outcome, Ok(()), "{item:?}");
+        }
+    }
+    assert_eq!(proxy.hits().len(), 3);
+    assert_eq!(c.stats().retries, 0);
+    assert_eq!(account_count(&server).await, 200);
+
+    // A failure every later batch would meet too (70403, not an admin): the job stops at
+    // once, after one request.
+    let proxy = Fixture::proxy(&server.base, &[Action::Code(70403)]).await;
+    let c = client(Endpoint::url(&proxy.base).unwrap(), fast_retry(5));
+    let (items, stop) = collect(c.check_accounts(ids, one_at_a_time())).await;
+    assert!(items.is_empty());
+    match stop {
+        Some(Stopped::Failed {
+            processed: 0,
+            total: 300,
+            error,
+        }) => {
+            assert_eq!((error.code(), error.attempts()), (Some(70403), 1));
+            assert_eq!(
+                error.random().unwrap().to_string(),
+                proxy.hits()[0].param("random").unwrap()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(proxy.hits().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_fail_over_to_the_real_server_on_the_backup_host() {
+    let server = real_server(ServerLimits::Tencent).await;
+    // Nothing listens on the main host; the backup is the real server.
+    let endpoint = Endpoint::url(&closed_port().await)
+        .unwrap()
+        .with_backup(&server.base)
+        .unwrap();
+    let c = Client::builder(endpoint, APP, KEY)
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    let ids = user_ids("fo-", 300);
+    let accounts = ids.iter().map(|id| entry(id, None, None)).collect();
+    let options = BulkOptions {
+        concurrency: 1,
+        ..BulkOptions::default()
+    };
+    let (items, stop) = collect(c.import_accounts(accounts, ImportShape::Auto, options)).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert!(items.iter().all(|i| i.outcome.is_ok()));
+    assert_eq!(account_count(&server).await, 300);
+    // No retry was allowed: the failover happened inside the first attempt, and the later
+    // batches went straight to the backup.
+    let s = c.stats();
+    assert_eq!((s.failovers, s.requests, s.retries), (1, 4, 0), "{s:?}");
+
+    // With neither host reachable the error is a transport error naming the last host.
+    let endpoint = Endpoint::url(&closed_port().await)
+        .unwrap()
+        .with_backup(&closed_port().await)
+        .unwrap();
+    let c = client(endpoint.clone(), RetryPolicy::never());
+    let e = c.account_check(&check_one("a")).await.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    assert!(e.is_retryable());
+    let backup_host = endpoint.bases()[1].trim_start_matches("http://").to_owned();
+    assert!(e.to_string().contains(&backup_host), "{e}");
+}
+
+/// A log sink shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread, so that the thread-local subscriber sees every log line of the client and
+// of reqwest/hyper under it.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_at_trace_level_and_errors_never_show_the_key_or_the_usersig() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A failover (main host closed), retries of each kind, then a final non-retryable
+    // failure: every path that logs or reports something.
+    let f = Fixture::start(&[
+        Action::Code(70500),
+        Action::Drop,
+        Action::Status(503),
+        Action::Code(70009),
+    ])
+    .await;
+    let endpoint = Endpoint::url(&closed_port().await)
+        .unwrap()
+        .with_backup(&f.base)
+        .unwrap();
+    let c = client(endpoint, fast_retry(10));
+    let e = c.account_check(&check_one("a")).await.unwrap_err();
+    assert_eq!((e.code(), e.attempts()), (Some(70009), 4), "{e}");
+    let e2 = client(Endpoint::url(&closed_port().await).unwrap(), fast_retry(2))
+        .account_check(&check_one("a"))
+        .await
+        .unwrap_err();
+
+    let mut text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("retrying") && text.contains("failing over"),
+        "{text}"
+    );
+    for e in [&e, &e2] {
+        text.push_str(&format!("\n{e} {e:?}"));
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(&format!(" {s} {s:?}"));
+            source = s.source();
+        }
+    }
+    text.push_str(&format!("\n{c:?}"));
+    let sigs: HashSet<String> = f
+        .hits()
+        .iter()
+        .map(|h| h.param("usersig").unwrap())
+        .collect();
+    assert_eq!(sigs.len(), 1);
+    for secret in sigs.iter().map(String::as_str).chain([KEY, "usersig="]) {
+        assert!(!text.contains(secret), "{secret:?} in:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("random {}", e.random().unwrap())),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn online_status_goes_500_per_call_and_kick_one_call_each_in_input_order() {
+    let f = Fixture::start(&[]).await;
+    let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(1));
+    let mut ids = user_ids("on-", 1200);
+    ids[3] = "gone-3".to_owned();
+    ids[700] = "gone-700".to_owned();
+    let (items, stop) = collect(c.online_status(ids.clone(), true, BulkOptions::default())).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert_eq!(items.len(), 1200);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!((item.index, &item.user_id), (i, &ids[i]));
+        match &item.outcome {
+            Ok(r) => {
+                assert_eq!(
+                    (r.to_account.as_str(), r.status.as_str()),
+                    (ids[i].as_str(), "Online")
+                );
+                assert_eq!(r.detail.as_ref().map(Vec::len), Some(1));
+            }
+            Err(e) => {
+                assert!(i == 3 || i == 700, "{item:?}");
+                assert_eq!(e.code, Some(70107));
+            }
+        }
+    }
+    let sizes: Vec<(String, usize, Value)> = f
+        .hits()
+        .iter()
+        .map(|h| {
+            let body: Value = serde_json::from_str(&h.body).unwrap();
+            (
+                h.path.clone(),
+                body["To_Account"].as_array().unwrap().len(),
+                body["IsNeedDetail"].clone(),
+            )
+        })
+        .collect();
+    let online = "/v4/openim/query_online_status".to_owned();
+    assert_eq!(
+        sizes,
+        vec![
+            (online.clone(), 500, json!(1)),
+            (online.clone(), 500, json!(1)),
+            (online, 200, json!(1)),
+        ]
+    );
+
+    let f = Fixture::start(&[Action::Ok, Action::Code(70107), Action::Ok]).await;
+    let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(1));
+    let options = BulkOptions {
+        concurrency: 1,
+        ..BulkOptions::default()
+    };
+    let ids = vec!["k1".to_owned(), "k2".to_owned(), "k3".to_owned()];
+    let (items, stop) = collect(c.kick_accounts(ids, options)).await;
+    assert!(stop.is_none(), "{stop:?}");
+    let outcomes: Vec<Option<u32>> = items
+        .iter()
+        .map(|i| i.outcome.as_ref().err().and_then(|e| e.code))
+        .collect();
+    assert_eq!(outcomes, [None, Some(70107), None]);
+    let bodies: Vec<(String, String)> = f.hits().into_iter().map(|h| (h.path, h.body)).collect();
+    let kick = "/v4/im_open_login_svc/kick".to_owned();
+    assert_eq!(
+        bodies,
+        [
+            (kick.clone(), r#"{"UserID":"k1"}"#.to_owned()),
+            (kick.clone(), r#"{"UserID":"k2"}"#.to_owned()),
+            (kick, r#"{"UserID":"k3"}"#.to_owned()),
+        ]
     );
 }

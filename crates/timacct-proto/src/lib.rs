@@ -8,6 +8,7 @@
 
 mod api;
 mod error;
+pub mod fast;
 mod request;
 mod response;
 

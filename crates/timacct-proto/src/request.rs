@@ -128,6 +128,22 @@ pub struct QueryOnlineStatusRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub is_need_detail: Option<u32>,
+    /// 1: return each device's `Instid` (newer pages; the answer's field names are not
+    /// documented).
+    #[serde(
+        rename = "IsReturnInstid",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub is_return_instid: Option<u32>,
+    /// 1: return the users' custom status (newer pages; the answer's field names are not
+    /// documented).
+    #[serde(
+        rename = "IsReturnCustomStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub is_return_custom_status: Option<u32>,
 }
 
 /// Batch entries must be JSON objects. serde's derived struct parsing also takes a JSON array
@@ -176,17 +192,28 @@ pub fn parse_body<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiErr
         };
         return Err(ApiError::with_info(ErrorCode::JsonParse, info));
     }
+    // JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks the strings it keeps but skips
+    // ignored values (unknown fields) unchecked, so the whole body is checked here first.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::with_info(
+            ErrorCode::JsonParse,
+            format!(
+                "the request body is not valid UTF-8 (at byte {}); JSON must be UTF-8",
+                e.valid_up_to()
+            ),
+        )
+    })?;
     let not_json = |e: serde_json::Error| {
         ApiError::with_info(
             ErrorCode::JsonParse,
             format!("the request body is not valid JSON: {e}"),
         )
     };
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
+    serde_json::from_str(text).map_err(|e| match e.classify() {
         // A field error found before a syntax error further on must not hide it: the body
         // is checked as a whole (only on this failure path, so valid requests parse once).
         serde_json::error::Category::Data => {
-            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Err(syntax) => not_json(syntax),
                 Ok(_) => ApiError::with_info(
                     ErrorCode::InvalidParameter,
@@ -225,11 +252,29 @@ mod tests {
         );
         let online = QueryOnlineStatusRequest {
             to_account: vec!["a".into()],
-            is_need_detail: None,
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_string(&online).unwrap(),
             r#"{"To_Account":["a"]}"#
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_60003_even_in_an_ignored_field() {
+        let code = |body: &[u8]| parse_body::<AccountCheckRequest>(body).map_err(|e| e.code);
+        assert_eq!(
+            code(b"{\"CheckItem\":[{\"UserID\":\"a\"}],\"x\":\"\xd0\"}"),
+            Err(ErrorCode::JsonParse)
+        );
+        assert_eq!(
+            code(b"{\"CheckItem\":5,\"x\":\"\xff\"}"),
+            Err(ErrorCode::JsonParse)
+        );
+        assert_eq!(
+            code(b"{\"CheckItem\":[{\"UserID\":\"a\"}],\"x\":\"\xc3\xa9\"}")
+                .map(|r| r.check_item.len()),
+            Ok(1)
         );
     }
 

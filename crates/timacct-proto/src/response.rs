@@ -176,8 +176,9 @@ pub struct OnlineResultItem {
     /// The account.
     #[serde(rename = "To_Account")]
     pub to_account: String,
-    /// `Online`, `PushOnline` or `Offline`.
-    #[serde(rename = "Status")]
+    /// `Online`, `PushOnline` or `Offline`. Read from `State` too, the name the English
+    /// pages and the predecessor API `querystate` print.
+    #[serde(rename = "Status", alias = "State")]
     pub status: String,
     /// Per-platform states, only with `IsNeedDetail: 1`.
     #[serde(rename = "Detail", skip_serializing_if = "Option::is_none")]
@@ -190,8 +191,8 @@ pub struct OnlineDetail {
     /// `iPhone`, `Android`, `Web`, `PC`, `iPad` or `Mac`.
     #[serde(rename = "Platform")]
     pub platform: String,
-    /// That platform's state.
-    #[serde(rename = "Status")]
+    /// That platform's state (also read from `State`).
+    #[serde(rename = "Status", alias = "State")]
     pub status: String,
 }
 
@@ -304,6 +305,18 @@ mod tests {
             "iPhone"
         );
         assert_eq!(online.error_list[0].error_code, 70107);
+        // The English pages' drift: `State` for `Status`.
+        let english: QueryOnlineStatusResponse = serde_json::from_str(
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,
+                "QueryResult":[{"To_Account":"id1","State":"Online","Detail":[{"Platform":"IPhone","State":"PushOnline"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(english.query_result[0].status, "Online");
+        assert_eq!(
+            english.query_result[0].detail.as_ref().unwrap()[0].status,
+            "PushOnline"
+        );
+        assert!(english.error_list.is_empty());
         let env: Envelope = serde_json::from_str(
             r#"{"ActionStatus":"FAIL","ErrorInfo":"Fail to Parse json data of body, Please check it","ErrorCode":90001}"#,
         )

@@ -21,9 +21,9 @@ pub(crate) fn authenticate<'s>(
     })?;
     let (identifier, usersig) = query.credentials()?;
     let now = unix_now();
-    let verified = match state.inner.sigs.get(usersig) {
-        Some(v) if v.sdkappid == sdkappid && v.identifier == identifier => v,
-        _ => {
+    let expires_at = match state.inner.sigs.expiry(usersig, sdkappid, identifier) {
+        Some(expires_at) => expires_at,
+        None => {
             let key = app.config.key.expose();
             let decoded = timacct_usersig::verify(
                 usersig,
@@ -34,16 +34,29 @@ pub(crate) fn authenticate<'s>(
                 ExpectUserbuf::Any,
             )
             .map_err(sig_error)?;
+            // Checked before caching, so a cached sig has passed it too.
+            if let Some(max) = state.inner.limits.max_usersig_age {
+                if i128::from(decoded.expire) > i128::from(max) {
+                    return Err(ApiError::with_info(
+                        ErrorCode::UserSigIllegal,
+                        format!(
+                            "{} (the UserSig is valid for {} s; this server accepts at most {max} s: generate one with a shorter expire)",
+                            ErrorCode::UserSigIllegal.default_info(),
+                            decoded.expire
+                        ),
+                    ));
+                }
+            }
             let v = VerifiedSig {
                 sdkappid,
                 identifier: identifier.to_owned(),
                 expires_at: decoded.expires_at(),
             };
-            state.inner.sigs.insert(usersig, v.clone());
-            v
+            state.inner.sigs.insert(usersig, v);
+            decoded.expires_at()
         }
     };
-    if i128::from(now) > verified.expires_at {
+    if i128::from(now) > expires_at {
         return Err(sig_error(VerifyError::Expired));
     }
     if !app.is_admin(identifier) {

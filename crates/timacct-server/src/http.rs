@@ -2,10 +2,10 @@
 //! envelope. This is the one place where an [`ApiError`] becomes bytes on the wire.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use http_body_util::{BodyExt, Limited};
@@ -13,6 +13,7 @@ use timacct_proto::{Api, ApiError, ApiQuery, Envelope, ErrorCode};
 
 use crate::auth::authenticate;
 use crate::handlers;
+use crate::metrics::Timeout;
 use crate::state::AppState;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -26,18 +27,47 @@ pub(crate) fn request_id() -> String {
     )
 }
 
-/// Answer one request. Never fails: every outcome is an envelope.
-pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
+/// What is known of a request for its log line and metrics, filled in as it is parsed.
+/// Never the identifier's UserSig nor any key: those must not reach the logs.
+#[derive(Default)]
+struct Trace {
+    api: Option<Api>,
+    sdkappid: Option<u32>,
+    random: Option<u32>,
+}
+
+/// Answer one request. Never fails: every outcome is an envelope (or, for the operational
+/// endpoints `/healthz`, `/readyz` and `/metrics`, their own small bodies).
+pub(crate) async fn handle(state: AppState, request: Request) -> Response {
     let started = Instant::now();
     let id = request_id();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let (status, body) = match answer(&state, request).await {
-        Ok(body) => (StatusCode::OK, body),
-        Err((status, e)) => (status, envelope_bytes(&e)),
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        if let Some(response) = operational(&state, request.uri().path()).await {
+            return response;
+        }
+    }
+    let mut trace = Trace::default();
+    let (status, code, body) = match answer(&state, request, &mut trace).await {
+        Ok(body) => (StatusCode::OK, ErrorCode::Ok, body),
+        Err((status, e)) => (status, e.code, envelope_bytes(&e)),
     };
-    // Only the method and path are logged: the query string carries the UserSig.
-    tracing::debug!(%id, %method, %path, status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let elapsed = started.elapsed();
+    state.inner.metrics.request(trace.api, code, elapsed);
+    // The query string is never logged whole: it carries the UserSig.
+    tracing::debug!(
+        request_id = %id,
+        api = trace.api.map(Api::command),
+        sdkappid = trace.sdkappid,
+        random = trace.random,
+        code = code.code(),
+        status = status.as_u16(),
+        elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    envelope_response(status, body, &id)
+}
+
+fn envelope_response(status: StatusCode, body: Vec<u8>, id: &str) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -45,10 +75,80 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert("x-request-id", v);
     }
     response
+}
+
+/// The answer on a connection over `--max-connections`: 60018, then the connection closes.
+pub(crate) fn connections_full() -> Response {
+    let e = ApiError::with_info(
+        ErrorCode::TooManyRequests,
+        "the server has too many open connections; nothing was changed, retry shortly",
+    );
+    let mut response = envelope_response(StatusCode::OK, envelope_bytes(&e), &request_id());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// How long `/readyz` waits for the store before calling it unreachable.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/healthz`, `/readyz`, `/metrics`: outside the Tencent API, so plain small bodies with
+/// real HTTP statuses that orchestrators and Prometheus understand. Not behind the request
+/// gate: a liveness probe must not fail because the server is busy, or it would be killed
+/// exactly when it is loaded.
+async fn operational(state: &AppState, path: &str) -> Option<Response> {
+    let (status, content_type, body) = match path {
+        "/healthz" => (
+            StatusCode::OK,
+            "application/json",
+            br#"{"status":"ok"}"#.to_vec(),
+        ),
+        "/readyz" => {
+            let probe = state.inner.store.account_count(0);
+            match tokio::time::timeout(READY_TIMEOUT, probe).await {
+                Ok(Ok(_)) => (
+                    StatusCode::OK,
+                    "application/json",
+                    br#"{"status":"ready"}"#.to_vec(),
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness probe: storage unavailable");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "application/json",
+                        br#"{"status":"unavailable","reason":"storage is not reachable"}"#.to_vec(),
+                    )
+                }
+                Err(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    br#"{"status":"unavailable","reason":"storage did not answer in time"}"#
+                        .to_vec(),
+                ),
+            }
+        }
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state
+                .inner
+                .metrics
+                .render(state.inner.gate.in_flight(), state.inner.gate.waiting())
+                .into_bytes(),
+        ),
+        _ => return None,
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Some(response)
 }
 
 fn envelope_bytes(e: &ApiError) -> Vec<u8> {
@@ -64,7 +164,7 @@ fn api_failure(e: ApiError) -> Failure {
     (StatusCode::OK, e)
 }
 
-async fn answer(state: &AppState, request: Request) -> Result<Vec<u8>, Failure> {
+async fn answer(state: &AppState, request: Request, trace: &mut Trace) -> Result<Vec<u8>, Failure> {
     match *request.method() {
         // A published Python client sends account_check as GET with a body.
         Method::POST | Method::GET => {}
@@ -98,7 +198,21 @@ async fn answer(state: &AppState, request: Request) -> Result<Vec<u8>, Failure> 
             )))
         }
     };
+    trace.api = Some(api);
+    let limits = &state.inner.limits;
+    // Held until the answer is built: bounds the requests (and their bodies) in memory.
+    let _slot = state.inner.gate.enter().await.map_err(|_| {
+        api_failure(ApiError::with_info(
+            ErrorCode::TooManyRequests,
+            format!(
+                "the server is handling its maximum of {} requests and {} more are waiting; nothing was changed, retry shortly",
+                limits.max_concurrent_requests, limits.max_queued_requests
+            ),
+        ))
+    })?;
     let query = ApiQuery::parse(request.uri().query().unwrap_or(""));
+    trace.sdkappid = query.sdkappid().ok();
+    trace.random = query.random.as_deref().and_then(|r| r.parse().ok());
     let app = authenticate(state, api, &query).map_err(api_failure)?;
     let allowed = app.limiter().allow(api).await.map_err(|e| {
         // Fail closed: letting the call through would break the limit promised to the app.
@@ -118,17 +232,47 @@ async fn answer(state: &AppState, request: Request) -> Result<Vec<u8>, Failure> 
             ),
         )));
     }
-    let body = read_body(request, state.inner.body_limit)
-        .await
-        .map_err(api_failure)?;
-    let reply = match api {
-        Api::AccountImport => handlers::account_import(state, app, &body).await,
-        Api::MultiAccountImport => handlers::multiaccount_import(state, app, &body).await,
-        Api::AccountCheck => handlers::account_check(state, app, &body).await,
-        Api::AccountDelete => handlers::account_delete(state, app, &body).await,
-        Api::Kick | Api::QueryOnlineStatus => Err(ApiError::new(ErrorCode::UnknownResource)),
+    let body = match tokio::time::timeout(
+        limits.body_timeout,
+        read_body(request, state.inner.body_limit),
+    )
+    .await
+    {
+        Ok(body) => body.map_err(api_failure)?,
+        Err(_) => {
+            state.inner.metrics.timeout(Timeout::Body);
+            return Err(api_failure(ApiError::with_info(
+                ErrorCode::ServiceTimeout,
+                format!(
+                    "the request body did not arrive within {} s; nothing was changed, send the request again",
+                    limits.body_timeout.as_secs_f64()
+                ),
+            )));
+        }
     };
-    reply.map_err(api_failure)
+    let reply = async {
+        match api {
+            Api::AccountImport => handlers::account_import(state, app, &body).await,
+            Api::MultiAccountImport => handlers::multiaccount_import(state, app, &body).await,
+            Api::AccountCheck => handlers::account_check(state, app, &body).await,
+            Api::AccountDelete => handlers::account_delete(state, app, &body).await,
+            Api::Kick | Api::QueryOnlineStatus => Err(ApiError::new(ErrorCode::UnknownResource)),
+        }
+    };
+    // A handler that completes at once (the common case) never touches the timer.
+    match tokio::time::timeout(limits.request_timeout, reply).await {
+        Ok(reply) => reply.map_err(api_failure),
+        Err(_) => {
+            state.inner.metrics.timeout(Timeout::Request);
+            Err(api_failure(ApiError::with_info(
+                ErrorCode::ServiceTimeout,
+                format!(
+                    "the request was not handled within {} s; a write may still complete, so check before retrying (retrying an import is safe)",
+                    limits.request_timeout.as_secs_f64()
+                ),
+            )))
+        }
+    }
 }
 
 async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {

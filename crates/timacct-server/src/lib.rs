@@ -8,31 +8,61 @@
 
 mod auth;
 pub mod config;
+mod conn;
 mod handlers;
 mod http;
+mod limits;
 mod listener;
+mod metrics;
+mod overload;
 mod ratelimit;
 mod state;
+mod tls;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use config::{AppConfig, Config, ConfigError, Plan, RateLimits, SecretKey};
+pub use limits::Limits;
 pub use ratelimit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
+/// The TLS configuration [`serve_tls`] takes (rustls's).
+pub use rustls::ServerConfig as TlsServerConfig;
 pub use state::{unix_now, AppState, DEFAULT_BODY_LIMIT, REIMPORT_BLOCK_SECS};
+pub use tls::{load_tls_config, TlsError};
 
-/// The axum router answering every path with the envelope.
+/// An axum router answering every path as the server does (for embedding in another axum
+/// app; [`serve`] does not use it, it drives hyper itself to enforce the [`Limits`]).
 pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new().fallback(http::handle).with_state(state)
+    axum::Router::new()
+        .fallback(
+            |axum::extract::State(state): axum::extract::State<AppState>,
+             request: axum::extract::Request| http::handle(state, request),
+        )
+        .with_state(state)
 }
 
-/// Serve on `listener` until `shutdown` completes; requests in flight then finish before this
-/// returns.
+/// Serve plain HTTP on `listener` until `shutdown` completes; requests in flight then finish
+/// before this returns. The state's [`Limits`] apply.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener::EnvelopeListener::new(listener), router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::run(listener, state, None, shutdown).await
+}
+
+/// Serve HTTPS on `listener` (see [`load_tls_config`]), otherwise exactly as [`serve`].
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Arc<TlsServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    conn::run(
+        listener,
+        state,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+        shutdown,
+    )
+    .await
 }

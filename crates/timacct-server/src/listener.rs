@@ -1,5 +1,5 @@
-//! The listener: TCP with `TCP_NODELAY`, and connections whose malformed-request replies
-//! carry Tencent's envelope.
+//! The connection IO: malformed-request replies that carry Tencent's envelope, and read
+//! deadlines against idle and slow clients.
 //!
 //! A few requests never reach a handler: hyper itself answers a request line or header block
 //! it cannot take (a URI over 64 KiB: 414; headers too large: 431; an unparsable head: 400)
@@ -8,53 +8,149 @@
 //! ever sends 200 and 405 — and sends the envelope (60002, "HTTP parse error") instead, with
 //! HTTP 200 like every other API-level failure.
 
+use std::future::Future as _;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
 
-/// A TCP listener whose connections answer malformed requests with the envelope.
-pub struct EnvelopeListener {
-    inner: TcpListener,
-}
+use crate::metrics::{Metrics, Timeout};
 
-impl EnvelopeListener {
-    /// Wrap a bound listener.
-    pub fn new(inner: TcpListener) -> Self {
-        EnvelopeListener { inner }
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+/// Where a connection stands, for its read deadlines. The connection's IO sees the bytes (a
+/// first byte starts a request head; a response written ends a request) and the service sees
+/// when a head is complete (it is called): between them they know which deadline applies,
+/// without parsing HTTP a second time.
+pub(crate) struct ConnPhase(AtomicU8);
+
+impl ConnPhase {
+    pub fn new() -> Arc<ConnPhase> {
+        Arc::new(ConnPhase(AtomicU8::new(IDLE)))
+    }
+
+    /// The request head is complete: from here the body and handling timeouts apply.
+    #[inline]
+    pub fn head_complete(&self) {
+        self.0.store(BUSY, Ordering::Relaxed);
     }
 }
 
-impl axum::serve::Listener for EnvelopeListener {
-    type Io = EnvelopeIo<TcpStream>;
-    type Addr = SocketAddr;
+/// The read deadlines of one connection: `idle` while it waits for a request, `header` from
+/// the first byte of a request until its head is complete. Past either, reads fail with
+/// `TimedOut` and hyper closes the connection: a client that stalls or trickles its headers
+/// (slowloris) holds a connection for a bounded time only.
+pub(crate) struct ReadDeadlines {
+    phase: Arc<ConnPhase>,
+    header: Duration,
+    idle: Duration,
+    /// When the current idle or head phase began.
+    since: Instant,
+    /// Armed lazily at some deadline; when it fires early (the phase moved on since), it is
+    /// re-armed, so a request costs no timer work at all on the fast path.
+    sleep: Pin<Box<Sleep>>,
+    armed: Instant,
+    metrics: Arc<Metrics>,
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        // Responses are small and written whole: send them at once.
-        let _ = stream.set_nodelay(true);
-        (
-            EnvelopeIo {
-                inner: stream,
-                replacement: None,
-            },
-            addr,
-        )
+impl ReadDeadlines {
+    pub fn new(
+        phase: Arc<ConnPhase>,
+        header: Duration,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+    ) -> ReadDeadlines {
+        let since = Instant::now();
+        let armed = since + idle;
+        ReadDeadlines {
+            phase,
+            header,
+            idle,
+            since,
+            sleep: Box::pin(tokio::time::sleep_until(armed)),
+            armed,
+            metrics,
+        }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    fn on_read(&mut self, got_bytes: bool) {
+        if got_bytes && self.phase.0.load(Ordering::Relaxed) == IDLE {
+            self.phase.0.store(HEAD, Ordering::Relaxed);
+            self.since = Instant::now();
+        }
+    }
+
+    fn on_write(&mut self, buf: &[u8]) {
+        // A response going out ends the request; hyper's own error reply (written while a
+        // head is still in progress) is followed by a close, so it needs no change. An
+        // interim `100 Continue` only invites the body: the request goes on.
+        if buf.starts_with(b"HTTP/1.1 100 ") {
+            return;
+        }
+        if self.phase.0.load(Ordering::Relaxed) != HEAD {
+            self.phase.0.store(IDLE, Ordering::Relaxed);
+            self.since = Instant::now();
+        }
+    }
+
+    /// A read is pending: Ready(Err) once the phase's deadline has passed, otherwise make
+    /// sure the task wakes up when it does.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let (limit, kind, what) = match self.phase.0.load(Ordering::Relaxed) {
+            IDLE => (self.idle, Timeout::Idle, "no request on an idle connection"),
+            HEAD => (
+                self.header,
+                Timeout::Header,
+                "the request head was not complete",
+            ),
+            _ => return Poll::Pending,
+        };
+        let deadline = self.since + limit;
+        if self.armed > deadline {
+            self.sleep.as_mut().reset(deadline);
+            self.armed = deadline;
+        }
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= deadline {
+                self.metrics.timeout(kind);
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{what} within {} s; closing", limit.as_secs_f64()),
+                ));
+            }
+            self.sleep.as_mut().reset(deadline);
+            self.armed = deadline;
+        }
     }
 }
 
-/// A connection that rewrites hyper's own error replies (see the module docs).
-pub struct EnvelopeIo<S> {
+/// A connection that rewrites hyper's own error replies (see the module docs) and enforces
+/// the read deadlines.
+pub(crate) struct EnvelopeIo<S> {
     inner: S,
     /// Our reply in place of hyper's, and how much of it is written.
     replacement: Option<(Vec<u8>, usize)>,
+    deadlines: ReadDeadlines,
+}
+
+impl<S> EnvelopeIo<S> {
+    pub fn new(inner: S, deadlines: ReadDeadlines) -> Self {
+        EnvelopeIo {
+            inner,
+            replacement: None,
+            deadlines,
+        }
+    }
 }
 
 /// What went wrong, if `buf` starts the head of an error reply hyper sends on its own for a
@@ -111,7 +207,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for EnvelopeIo<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.deadlines.on_read(buf.filled().len() > before);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.deadlines.poll_deadline(cx).map(Err),
+        }
     }
 }
 
@@ -125,7 +230,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for EnvelopeIo<S> {
         if this.replacement.is_none() {
             match hyper_error_status(buf) {
                 Some(info) => this.replacement = Some((envelope_reply(info), 0)),
-                None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+                None => {
+                    let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+                    if written > 0 {
+                        this.deadlines.on_write(buf);
+                    }
+                    return Poll::Ready(Ok(written));
+                }
             }
         }
         // Hyper's bytes are swallowed: ours go out instead, and the connection then closes.

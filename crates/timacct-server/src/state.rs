@@ -7,6 +7,9 @@ use parking_lot::RwLock;
 use timacct_store::{AccountStore, ImportPolicy};
 
 use crate::config::{AppConfig, Plan};
+use crate::limits::Limits;
+use crate::metrics::{Metrics, TimedStore};
+use crate::overload::Gate;
 use crate::ratelimit::{Limiter, RedisRateLimiter};
 
 /// How long a `pro` app keeps a deleted UserID from being imported again: 90 days.
@@ -73,12 +76,19 @@ const SIG_CACHE_MAX: usize = 65_536;
 
 #[derive(Default)]
 pub(crate) struct SigCache {
-    map: RwLock<HashMap<String, VerifiedSig>>,
+    // hashbrown's default hasher (foldhash, randomly seeded per process): a UserSig is a few
+    // hundred bytes hashed on every call, which SipHash made a visible cost.
+    map: RwLock<hashbrown::HashMap<String, VerifiedSig>>,
 }
 
 impl SigCache {
-    pub fn get(&self, usersig: &str) -> Option<VerifiedSig> {
-        self.map.read().get(usersig).cloned()
+    /// When this UserSig expires, if it verified before for this app and identifier.
+    pub fn expiry(&self, usersig: &str, sdkappid: u32, identifier: &str) -> Option<i128> {
+        self.map
+            .read()
+            .get(usersig)
+            .filter(|v| v.sdkappid == sdkappid && v.identifier == identifier)
+            .map(|v| v.expires_at)
     }
 
     pub fn insert(&self, usersig: &str, sig: VerifiedSig) {
@@ -101,11 +111,21 @@ pub(crate) struct Inner {
     pub store: Arc<dyn AccountStore>,
     pub sigs: SigCache,
     pub body_limit: usize,
+    pub limits: Limits,
+    pub gate: Gate,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// A server for these apps over this store.
     pub fn new(apps: Vec<AppConfig>, store: Arc<dyn AccountStore>) -> Self {
+        let limits = Limits::default();
+        let metrics = Arc::new(Metrics::new());
+        // Every store call is timed for /metrics.
+        let store: Arc<dyn AccountStore> = Arc::new(TimedStore {
+            inner: store,
+            metrics: metrics.clone(),
+        });
         AppState {
             inner: Arc::new(Inner {
                 apps: apps
@@ -115,7 +135,24 @@ impl AppState {
                 store,
                 sigs: SigCache::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
+                gate: gate(&limits),
+                limits,
+                metrics,
             }),
+        }
+    }
+
+    /// Change the server-wide [`Limits`] (before serving).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.gate = gate(&limits);
+                inner.limits = limits;
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
         }
     }
 
@@ -157,6 +194,14 @@ impl AppState {
     pub fn store(&self) -> &Arc<dyn AccountStore> {
         &self.inner.store
     }
+}
+
+fn gate(limits: &Limits) -> Gate {
+    Gate::new(
+        limits.max_concurrent_requests,
+        limits.max_queued_requests,
+        limits.queue_timeout,
+    )
 }
 
 /// The current unix time in seconds.

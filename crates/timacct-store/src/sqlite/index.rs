@@ -36,6 +36,14 @@ impl AccountIndex {
         self.apps.get(&app).is_some_and(|a| a.contains(user_id))
     }
 
+    /// Whether each of `ids` exists in `app`: one app lookup for the whole batch.
+    pub(super) fn contains_all(&self, app: u32, ids: &[&str]) -> Vec<bool> {
+        match self.apps.get(&app) {
+            Some(a) => ids.iter().map(|id| a.contains(id)).collect(),
+            None => vec![false; ids.len()],
+        }
+    }
+
     pub(super) fn insert(&mut self, app: u32, user_id: &str) {
         self.apps.entry(app).or_default().insert(user_id);
     }

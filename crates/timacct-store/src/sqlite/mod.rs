@@ -8,6 +8,7 @@
 //! small pool of read-only connections, which WAL lets run beside the writer.
 
 mod index;
+mod integrity;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -73,7 +74,10 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
+        // An existing file that is not an intact database is refused before it is touched.
+        let on_disk = integrity::inspect(&path)?;
         let conn = Connection::open(&path)?;
+        integrity::verify(&conn, &on_disk)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!(
@@ -213,6 +217,13 @@ impl AccountStore for SqliteStore {
             Ok(out)
         })
         .await
+    }
+
+    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
+        if !self.inner.index_ready.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.inner.index.read().contains_all(app, ids))
     }
 
     async fn delete(

@@ -1,0 +1,371 @@
+//! The real `timacct serve` binary and what it leaves behind: logs at debug level that trace
+//! each request (request id, API, `random`) but never carry a key or a UserSig, JSON logs,
+//! an owner-only data directory, and HTTPS from `--tls-cert`/`--tls-key`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Every spawned server is a `Server`, whose Drop kills and reaps it.
+#![allow(clippy::zombie_processes)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+const APP: u32 = 1400000888;
+const KEY: &str = "secret-key-that-must-never-be-logged-7f3a9c";
+
+struct Server {
+    child: Child,
+    base: String,
+    stderr: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// SIGTERM, wait for a clean exit, and return everything written to stderr.
+    fn stop(&mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "server exit status {status}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.stderr).unwrap()
+    }
+}
+
+/// Start `timacct serve` with these extra arguments; stdout lines up to the listening line
+/// are returned with it, stderr goes to a file.
+fn start(dir: &Path, log: &str, extra: &[&str]) -> (Server, Vec<String>) {
+    let config = dir.join("timacct.toml");
+    std::fs::write(
+        &config,
+        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\nadmins = [\"administrator\"]\n"),
+    )
+    .unwrap();
+    let stderr = dir.join(format!("stderr-{}.log", rand_suffix()));
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.join("data").join("nested"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("TIMACCT_CONFIG")
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        printed.push(line.clone());
+        if let Some(rest) = line.strip_prefix("timacct listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_owned();
+            let printed_rest = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = printed_rest.clone();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            return (
+                Server {
+                    child,
+                    base,
+                    stderr,
+                },
+                printed,
+            );
+        }
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn sig_gen(key: &str, identifier: &str, expire: Option<u64>) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sig", "gen", "--sdkappid", &APP.to_string(), "--key", key])
+        .args(["--identifier", identifier]);
+    if let Some(e) = expire {
+        cmd.args(["--expire", &e.to_string()]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    usersig: &str,
+    api: &str,
+    body: Value,
+) -> Value {
+    let url = format!(
+        "{base}/v4/im_open_login_svc/{api}?sdkappid={APP}&identifier=administrator&usersig={usersig}&random=424242&contenttype=json"
+    );
+    let resp = client
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_trace_requests_but_never_hold_keys_or_usersigs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = sig_gen(KEY, "administrator", None);
+    let wrong_key = sig_gen("some-other-key-also-secret", "administrator", None);
+    let not_admin = sig_gen(KEY, "mallory", None);
+    let (mut server, stdout) = start(dir.path(), "debug", &[]);
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            &good,
+            "account_import",
+            json!({"UserID": "alice"})
+        )
+        .await["ErrorCode"],
+        0
+    );
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            &good,
+            "account_check",
+            json!({"CheckItem": [{"UserID": "alice"}]})
+        )
+        .await["ErrorCode"],
+        0
+    );
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            &wrong_key,
+            "account_check",
+            json!({"CheckItem": []})
+        )
+        .await["ErrorCode"],
+        70009
+    );
+    // A non-admin's valid sig for the right app: refused, and the query is not logged.
+    let url = format!(
+        "{base}/v4/im_open_login_svc/account_check?sdkappid={APP}&identifier=mallory&usersig={not_admin}&random=1&contenttype=json"
+    );
+    let v: Value = client
+        .post(url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ErrorCode"], 70403);
+    // Garbage in the usersig itself: still not echoed to the log.
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            "garbage-usersig-value-xyz",
+            "account_check",
+            json!({})
+        )
+        .await["ErrorCode"],
+        70003
+    );
+    let stderr = server.stop();
+
+    for (what, secret) in [
+        ("key", KEY),
+        ("other key", "some-other-key-also-secret"),
+        ("admin usersig", good.as_str()),
+        ("wrong-key usersig", wrong_key.as_str()),
+        ("non-admin usersig", not_admin.as_str()),
+        ("garbage usersig", "garbage-usersig-value-xyz"),
+    ] {
+        assert!(
+            !stderr.contains(secret),
+            "the {what} is in stderr:\n{stderr}"
+        );
+        assert!(
+            !stdout.iter().any(|l| l.contains(secret)),
+            "the {what} is on stdout: {stdout:?}"
+        );
+    }
+    // What is there: one line per request with its id, API, random value and code.
+    let request_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("request_id") && l.contains("random=424242"))
+        .collect();
+    assert!(request_lines.len() >= 4, "{stderr}");
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains("api=\"account_import\"") || l.contains("api=account_import")),
+        "{stderr}"
+    );
+    assert!(
+        request_lines.iter().any(|l| l.contains("code=70009")),
+        "{stderr}"
+    );
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains(&format!("sdkappid={APP}"))),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_max_usersig_age_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = start(
+        dir.path(),
+        "debug",
+        &["--log-format", "json", "--max-usersig-age", "3600"],
+    );
+    let client = reqwest::Client::new();
+    let long = sig_gen(KEY, "administrator", Some(86_400));
+    let short = sig_gen(KEY, "administrator", Some(600));
+    let body = json!({"CheckItem": [{"UserID": "alice"}]});
+    assert_eq!(
+        call(&client, &server.base, &long, "account_check", body.clone()).await["ErrorCode"],
+        70003
+    );
+    assert_eq!(
+        call(&client, &server.base, &short, "account_check", body).await["ErrorCode"],
+        0
+    );
+    let stderr = server.stop();
+    assert!(!stderr.contains(&long) && !stderr.contains(&short) && !stderr.contains(KEY));
+    let events: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{stderr}");
+    for r in &requests {
+        assert_eq!(r["api"], "account_check", "{r}");
+        assert_eq!(r["random"], 424242, "{r}");
+        assert_eq!(r["sdkappid"], APP, "{r}");
+        assert!(
+            r["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{r}"
+        );
+        assert!(r["elapsed_us"].is_u64(), "{r}");
+    }
+    assert_eq!(requests[0]["code"], 70003);
+    assert_eq!(requests[1]["code"], 0);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = start(dir.path(), "warn", &[]);
+    let good = sig_gen(KEY, "administrator", None);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        call(
+            &client,
+            &server.base,
+            &good,
+            "account_import",
+            json!({"UserID": "alice"})
+        )
+        .await["ErrorCode"],
+        0
+    );
+    let data = dir.path().join("data").join("nested");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&dir.path().join("data")), 0o700, "created parent");
+    for name in ["timacct.db", "timacct.db-wal", "timacct.db-shm"] {
+        let path = data.join(name);
+        if name == "timacct.db" || path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let cert_arg = dir.path().join("cert.pem").display().to_string();
+    let key_arg = dir.path().join("key.pem").display().to_string();
+    let (mut server, _) = start(
+        dir.path(),
+        "warn",
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("https://").parse().unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", addr.port());
+    let good = sig_gen(KEY, "administrator", None);
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            &good,
+            "account_import",
+            json!({"UserID": "alice"})
+        )
+        .await["ErrorCode"],
+        0
+    );
+    server.stop();
+}
