@@ -1,8 +1,8 @@
 //! The APIs of the account family, their paths and documented rate limits, and the query
 //! string every call carries.
 
-use std::borrow::Cow;
 use crate::error::{ApiError, ErrorCode};
+use std::borrow::Cow;
 
 /// One REST API of the account family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

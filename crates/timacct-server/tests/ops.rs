@@ -154,6 +154,9 @@ struct Unreachable;
 
 #[async_trait::async_trait]
 impl AccountStore for Unreachable {
+    fn check_in_memory(&self, _: u32, _: &[&str]) -> Option<Vec<bool>> {
+        None
+    }
     async fn import(
         &self,
         _: u32,

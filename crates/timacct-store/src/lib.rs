@@ -64,10 +64,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// UserID in memory in step with what is durable; `None` means "call `check`". This is
     /// `account_check`'s hot path: no allocation per ID, no future, no I/O. The IDs must be
     /// valid UserIDs (the caller has checked them).
-    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
-        let _ = (app, ids);
-        None
-    }
+    ///
+    /// Deliberately without a default: a wrapper around another store (metrics, say) must
+    /// forward it, or the hot path silently falls back to `check`.
+    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>>;
 
     /// Delete accounts and their profiles, leaving a tombstone dated `now`; one outcome per
     /// id, in order.

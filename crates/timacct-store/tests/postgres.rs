@@ -57,6 +57,9 @@ impl AccountStore for Fresh {
     async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
         self.store.check(app, ids).await
     }
+    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
+        self.store.check_in_memory(app, ids)
+    }
     async fn delete(
         &self,
         app: u32,

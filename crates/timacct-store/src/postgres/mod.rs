@@ -649,6 +649,11 @@ macro_rules! call {
 
 #[async_trait]
 impl AccountStore for PostgresStore {
+    /// Nothing is kept in memory: another instance may have written a moment ago.
+    fn check_in_memory(&self, _app: u32, _ids: &[&str]) -> Option<Vec<bool>> {
+        None
+    }
+
     async fn import(
         &self,
         app: u32,
