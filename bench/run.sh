@@ -15,6 +15,8 @@ KEY=bench-key
 PORT=${PORT:-18181}
 NGINX_PORT=${NGINX_PORT:-18182}
 WORK=$(mktemp -d /tmp/timacct-bench.XXXXXX)
+# nginx's workers run as an unprivileged user: they must be able to read the files served.
+chmod 755 "$WORK"
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -118,7 +120,7 @@ http {
 NGX
 taskset -c $SERVER_CPU nginx -c "$WORK/nginx.conf" &
 NGINX_PID=$!
-until curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$NGINX_PORT/check.json"; do sleep 0.01; done
+for _ in $(seq 500); do curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$NGINX_PORT/check.json" && break; sleep 0.01; done
 cmp <(curl -s -X POST --data-binary @"$WORK/check.json" "http://127.0.0.1:$NGINX_PORT/check.json") "$WORK/www/check.json"
 NGINX_POST=$(wrk_rps "http://127.0.0.1:$NGINX_PORT/check.json" "$WORK/check.json")
 # A plain GET of the file (no request body) is nginx's fastest case: the floor is the
@@ -127,6 +129,9 @@ cat > "$WORK/get.lua" <<'LUA'
 wrk.method = "GET"
 LUA
 NGINX_GET=$(taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DUR}s -s "$WORK/get.lua" "http://127.0.0.1:$NGINX_PORT/check.json" | awk '/Requests\/sec/ {print int($2)}')
+# The same open-loop latency measurement against nginx, at the same rate: what the machine
+# and the load generator themselves add to the tail.
+NGINX_LAT=$(taskset -c $LOAD_CPU $BENCH load --addr 127.0.0.1:$NGINX_PORT --mode static --path /check.json --connections $CONNS --duration $DUR --rate $HALF --label nginx-latency)
 kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=
 NGINX_RPS=$(( NGINX_POST > NGINX_GET ? NGINX_POST : NGINX_GET ))
 
@@ -136,6 +141,7 @@ echo "nginx floor (the faster of the two):              $NGINX_RPS req/s"
 echo "timacct account_check:                            $TIMACCT_RPS req/s ($((TIMACCT_RPS * 100)) look-ups/s)"
 python3 -c "print('ratio timacct/nginx:                              %.2f' % ($TIMACCT_RPS / $NGINX_RPS))"
 echo "latency at half load ($HALF req/s, open loop):     $LAT"
+echo "nginx at the same rate, same generator:           $NGINX_LAT"
 
 echo "== write path: multiaccount_import, 100 new accounts per call, $CONNS concurrent clients"
 start_server "$WORK/data"

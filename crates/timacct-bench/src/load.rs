@@ -4,10 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::account_name;
 
@@ -114,7 +112,6 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         next_import: AtomicU64::new(args.import_base),
         errors: AtomicU64::new(0),
     });
-    let static_body = Bytes::from(vec![b'{', b'}']);
     let path_and_query = match args.mode {
         Mode::Check => format!(
             "/v4/im_open_login_svc/account_check?sdkappid={}&identifier=administrator&usersig={}&random=1&contenttype=json",
@@ -126,27 +123,43 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         ),
         Mode::Static => args.path.clone(),
     };
-    // Pre-build a ring of check bodies so body construction stays off the measurement.
-    let check_bodies: Arc<Vec<Bytes>> = Arc::new(
+    let request = {
+        let pq = path_and_query.clone();
+        let host = args.addr.clone();
+        move |body: &[u8]| -> Vec<u8> {
+            let mut r = format!(
+                "POST {pq} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            r
+        }
+    };
+    // Whole requests are built before the clock starts (for imports, each needs new IDs, so
+    // they are built as they go: a few thousand per second), and the client speaks HTTP/1.1
+    // over a raw socket: a full HTTP client library cost as much CPU as the server being
+    // measured, and the generator must never be the bottleneck.
+    let check_requests: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..1024)
-            .map(|i| Bytes::from(check_body(i, args.accounts)))
+            .map(|i| request(check_body(i, args.accounts).as_bytes()))
             .collect(),
     );
+    let static_request = Arc::new(request(b"{}"));
+    let request = Arc::new(request);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
     for c in 0..args.connections {
         let args = args.clone();
         let shared = shared.clone();
-        let pq = path_and_query.clone();
-        let check_bodies = check_bodies.clone();
-        let static_body = static_body.clone();
+        let check_requests = check_requests.clone();
+        let static_request = static_request.clone();
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&args.addr).await?;
+            let mut stream = tokio::net::TcpStream::connect(&args.addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
+            let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
             let interval = if args.rate > 0.0 {
                 Some(Duration::from_secs_f64(args.connections as f64 / args.rate))
@@ -160,43 +173,56 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                     .unwrap_or_default();
             let mut n = c as u64;
             loop {
+                // When the request's latency starts: its slot in the open-loop schedule if
+                // the previous answer on this connection came too late for the slot (the
+                // server's delay, so it counts: no coordinated omission); otherwise the
+                // moment it is sent (tokio's timers tick in milliseconds, and that lag is
+                // the generator's, not the server's). A spinning wait would be exact but
+                // would also steal cycles from the server on machines whose two "cores" are
+                // hyperthreads of one.
+                let started;
                 if let Some(i) = interval {
                     scheduled += i;
-                    tokio::time::sleep_until(scheduled.into()).await;
+                    if Instant::now() >= scheduled {
+                        started = scheduled;
+                    } else {
+                        tokio::time::sleep_until(scheduled.into()).await;
+                        started = Instant::now();
+                    }
                 } else {
-                    scheduled = Instant::now();
+                    started = Instant::now();
                 }
                 if Instant::now() >= deadline {
                     break;
                 }
-                let body = match args.mode {
-                    Mode::Check => check_bodies[(n % 1024) as usize].clone(),
-                    Mode::Import => Bytes::from(import_body(
-                        shared.next_import.fetch_add(100, Ordering::Relaxed),
-                    )),
-                    Mode::Static => static_body.clone(),
+                let import;
+                let req: &[u8] = match args.mode {
+                    Mode::Check => &check_requests[(n % 1024) as usize],
+                    Mode::Import => {
+                        import = request(
+                            import_body(shared.next_import.fetch_add(100, Ordering::Relaxed))
+                                .as_bytes(),
+                        );
+                        &import
+                    }
+                    Mode::Static => &static_request,
                 };
                 n += args.connections as u64;
-                let req = hyper::Request::post(pq.as_str())
-                    .header("host", args.addr.as_str())
-                    .body(Full::new(body))?;
-                sender.ready().await?;
-                let resp = sender.send_request(req).await?;
-                let ok_status = resp.status() == 200;
-                let bytes = resp.into_body().collect().await?.to_bytes();
-                let ok = ok_status
+                stream.write_all(req).await?;
+                let (status_ok, body) = read_response(&mut stream, &mut buf).await?;
+                let ok = status_ok
                     && match args.mode {
                         Mode::Static => true,
-                        _ => bytes.windows(13).take(64).any(|w| w == b"\"ErrorCode\":0"),
+                        _ => body.windows(13).take(64).any(|w| w == b"\"ErrorCode\":0"),
                     }
                     && match args.mode {
-                        Mode::Import => bytes.ends_with(b"\"FailAccounts\":[]}"),
+                        Mode::Import => body.ends_with(b"\"FailAccounts\":[]}"),
                         _ => true,
                     };
                 if !ok {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
-                latencies.push(scheduled.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
             anyhow::Ok(latencies)
         }));
@@ -224,4 +250,39 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         shared.errors.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Read one HTTP/1.1 response with a `content-length` (what timacct and nginx send) into
+/// `buf`; whether its status is 200, and its body.
+async fn read_response<'b>(
+    stream: &mut tokio::net::TcpStream,
+    buf: &'b mut Vec<u8>,
+) -> anyhow::Result<(bool, &'b [u8])> {
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(k) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break k + 4;
+        }
+    };
+    let head = std::str::from_utf8(&buf[..head_end])?;
+    let status_ok = head.starts_with("HTTP/1.1 200");
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .ok_or_else(|| anyhow::anyhow!("response without content-length"))?;
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status_ok, &buf[head_end..head_end + length]))
 }

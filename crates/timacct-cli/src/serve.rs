@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Where the SQLite database (and the default app's key) live.
     #[arg(long, env = "TIMACCT_DATA_DIR", default_value = "./timacct-data")]
     data_dir: PathBuf,
+    /// Threads serving requests (default: one per core). 1 serves everything on one thread,
+    /// the cheapest setting for a one-core deployment.
+    #[arg(long, env = "TIMACCT_THREADS")]
+    threads: Option<usize>,
     /// Address to listen on.
     #[arg(long, env = "TIMACCT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -94,9 +98,25 @@ impl Backend {
     }
 }
 
+/// `--threads 1` runs everything on one thread (tokio's current-thread scheduler), which
+/// spends less per wake-up than a one-worker multi-thread pool; any other number is a
+/// multi-thread pool of that many workers, and no flag means one worker per core.
+fn build_runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    }
+}
+
 pub fn run(args: ServeArgs) -> ExitCode {
     args.server.init_logging();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("timacct: cannot start the runtime: {e}");

@@ -95,24 +95,27 @@ pub type QueryError = ApiError;
 ///
 /// Parsing keeps the raw values so that the server can check them in the order the contract
 /// fixes (sdkappid first, then the app lookup, then the rest).
+///
+/// Values borrow from the query string unless they had to be percent-decoded: parsing a
+/// typical call allocates nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApiQuery {
+pub struct ApiQuery<'a> {
     /// `sdkappid`, as sent.
-    pub sdkappid: Option<String>,
+    pub sdkappid: Option<Cow<'a, str>>,
     /// `identifier`, as sent: the admin making the call.
-    pub identifier: Option<String>,
+    pub identifier: Option<Cow<'a, str>>,
     /// `usersig`, as sent: the admin's UserSig.
-    pub usersig: Option<String>,
+    pub usersig: Option<Cow<'a, str>>,
     /// `random`, as sent: a 32-bit number identifying the request.
-    pub random: Option<String>,
+    pub random: Option<Cow<'a, str>>,
     /// `contenttype`, as sent: always `json` when present.
-    pub contenttype: Option<String>,
+    pub contenttype: Option<Cow<'a, str>>,
 }
 
-impl ApiQuery {
+impl<'a> ApiQuery<'a> {
     /// Split a raw query string (without `?`). Names are case-sensitive; the first occurrence
     /// of a name wins; unknown names are ignored.
-    pub fn parse(query: &str) -> ApiQuery {
+    pub fn parse(query: &'a str) -> ApiQuery<'a> {
         let mut q = ApiQuery::default();
         for (name, value) in form_pairs(query) {
             let slot = match &*name {
@@ -124,7 +127,7 @@ impl ApiQuery {
                 _ => continue,
             };
             if slot.is_none() {
-                *slot = Some(percent_decode(value).into_owned());
+                *slot = Some(percent_decode(value));
             }
         }
         q
@@ -201,7 +204,7 @@ fn parse_u32(raw: &str) -> Option<u32> {
 /// `application/x-www-form-urlencoded` pairs, decoded leniently: a broken `%` escape is kept
 /// as it is and invalid UTF-8 is replaced, so no query string can make parsing fail.
 /// Decoded names with their still-encoded values: only the values kept get decoded.
-fn form_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> + '_ {
+fn form_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(name), value)

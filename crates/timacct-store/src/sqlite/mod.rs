@@ -121,6 +121,10 @@ impl SqliteStore {
 
     /// Stop accepting writes, let the writer finish what it has, and wait for it.
     pub fn close(&self) {
+        // Readers first, so that the writer's connection is the last one: SQLite then
+        // checkpoints the WAL into the database and removes it, and the next start finds a
+        // clean file instead of a log to recover.
+        self.inner.readers.lock().clear();
         self.inner.writes.lock().take();
         if let Some(handle) = self.inner.writer_thread.lock().take() {
             let _ = handle.join();
