@@ -92,6 +92,13 @@ if grep -v 'code="0"' "$WORK/counts.txt" | grep -v ' 0$' | grep -q .; then
   echo "account_check answered errors during the run:"; cat "$WORK/counts.txt"; exit 1
 fi
 HALF=$((TIMACCT_RPS / 2))
+# Closed-loop latency with 2 connections (about half the server's throughput here): wrk
+# paces itself on the answers, so this shows the server's own per-request latency.
+wrk_lat() { # url body-file
+  BODY_FILE="$2" taskset -c $LOAD_CPU wrk -t1 -c2 -d${DUR}s --latency -s "$WORK/post.lua" "$1" |
+    awk '/Requests\/sec/ {r=int($2)} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print "rps=" r " p50=" p50 " p99=" p99}'
+}
+WRK_LAT=$(wrk_lat "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" "$WORK/check.json")
 LAT=$(taskset -c $LOAD_CPU $BENCH load --addr 127.0.0.1:$PORT --mode check --usersig "$SIG" --connections $CONNS --duration $DUR --rate $HALF --label latency)
 stop_server
 
@@ -129,6 +136,7 @@ cat > "$WORK/get.lua" <<'LUA'
 wrk.method = "GET"
 LUA
 NGINX_GET=$(taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DUR}s -s "$WORK/get.lua" "http://127.0.0.1:$NGINX_PORT/check.json" | awk '/Requests\/sec/ {print int($2)}')
+NGINX_WRK_LAT=$(wrk_lat "http://127.0.0.1:$NGINX_PORT/check.json" "$WORK/check.json")
 # The same open-loop latency measurement against nginx, at the same rate: what the machine
 # and the load generator themselves add to the tail.
 NGINX_LAT=$(taskset -c $LOAD_CPU $BENCH load --addr 127.0.0.1:$NGINX_PORT --mode static --path /check.json --connections $CONNS --duration $DUR --rate $HALF --label nginx-latency)
@@ -142,6 +150,8 @@ echo "timacct account_check:                            $TIMACCT_RPS req/s ($((T
 python3 -c "print('ratio timacct/nginx:                              %.2f' % ($TIMACCT_RPS / $NGINX_RPS))"
 echo "latency at half load ($HALF req/s, open loop):     $LAT"
 echo "nginx at the same rate, same generator:           $NGINX_LAT"
+echo "closed loop, 2 connections (wrk): timacct         $WRK_LAT"
+echo "closed loop, 2 connections (wrk): nginx           $NGINX_WRK_LAT"
 
 echo "== write path: multiaccount_import, 100 new accounts per call, $CONNS concurrent clients"
 start_server "$WORK/data"
