@@ -148,7 +148,8 @@ fn query(raw: &str) {
         Err(e) => assert_eq!(e.code, ErrorCode::UrlParams),
     }
     // The first occurrence wins: appending more never changes a value already present.
-    let doubled = ApiQuery::parse(&format!("{raw}&{raw}&sdkappid=1&identifier=x&usersig=y"));
+    let doubled_query = format!("{raw}&{raw}&sdkappid=1&identifier=x&usersig=y");
+    let doubled = ApiQuery::parse(&doubled_query);
     for (first, later) in [
         (&q.sdkappid, &doubled.sdkappid),
         (&q.identifier, &doubled.identifier),
