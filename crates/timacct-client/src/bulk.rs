@@ -285,19 +285,10 @@ impl Client {
                             &request,
                         )
                         .await?;
-                    let mut by_id = group_by(response.result_item, |r| r.user_id.clone());
-                    Ok(batch
-                        .iter()
-                        .map(|id| match take(&mut by_id, id) {
-                            Some(r) if r.result_code == 0 => Ok(r.account_status),
-                            Some(r) => Err(ItemFailure {
-                                code: Some(r.result_code),
-                                info: r.result_info.into_owned(),
-                                random: Some(random),
-                            }),
-                            None => Err(missing(random)),
-                        })
-                        .collect())
+                    Ok(per_item(&batch, response.result_item, random, |r| {
+                        let outcome = (r.result_code, r.result_info.into_owned());
+                        (r.user_id, outcome, r.account_status)
+                    }))
                 })
             },
         )
@@ -324,19 +315,9 @@ impl Client {
                             &request,
                         )
                         .await?;
-                    let mut by_id = group_by(response.result_item, |r| r.user_id.clone());
-                    Ok(batch
-                        .iter()
-                        .map(|id| match take(&mut by_id, id) {
-                            Some(r) if r.result_code == 0 => Ok(()),
-                            Some(r) => Err(ItemFailure {
-                                code: Some(r.result_code),
-                                info: r.result_info.into_owned(),
-                                random: Some(random),
-                            }),
-                            None => Err(missing(random)),
-                        })
-                        .collect())
+                    Ok(per_item(&batch, response.result_item, random, |r| {
+                        (r.user_id, (r.result_code, r.result_info.into_owned()), ())
+                    }))
                 })
             },
         )
@@ -442,6 +423,29 @@ fn group_by<R>(results: Vec<R>, key: impl Fn(&R) -> String) -> HashMap<String, V
 
 fn take<R>(map: &mut HashMap<String, VecDeque<R>>, id: &str) -> Option<R> {
     map.get_mut(id).and_then(VecDeque::pop_front)
+}
+
+/// Each ID of `batch`, in order, with its per-item result from the answer: `split` turns a
+/// result into its UserID, its `(ResultCode, ResultInfo)` and the value a success carries.
+fn per_item<R, T>(
+    batch: &[String],
+    results: Vec<R>,
+    random: u32,
+    split: impl Fn(R) -> (String, (u32, String), T),
+) -> Vec<Result<T, ItemFailure>> {
+    let mut by_id = group_by(results.into_iter().map(split).collect(), |r| r.0.clone());
+    batch
+        .iter()
+        .map(|id| match take(&mut by_id, id) {
+            Some((_, (0, _), value)) => Ok(value),
+            Some((_, (code, info), _)) => Err(ItemFailure {
+                code: Some(code),
+                info,
+                random: Some(random),
+            }),
+            None => Err(missing(random)),
+        })
+        .collect()
 }
 
 fn missing(random: u32) -> ItemFailure {
