@@ -17,10 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{self, Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use timacct_proto::{
-    AccountCheckRequest, AccountDeleteRequest, AccountListEntry, AccountStatus, KickRequest,
-    MultiAccountImportRequest, OnlineResultItem, QueryOnlineStatusRequest, UserIdItem, MAX_BATCH,
-    MAX_ONLINE_BATCH,
+    AccountCheckRequest, AccountCheckResponse, AccountDeleteRequest, AccountDeleteResponse,
+    AccountListEntry, AccountStatus, Api, KickRequest, MultiAccountImportRequest, OnlineResultItem,
+    QueryOnlineStatusRequest, UserIdItem, MAX_BATCH, MAX_ONLINE_BATCH,
 };
 
 use crate::client::Client;
@@ -267,29 +269,19 @@ impl Client {
         user_ids: Vec<String>,
         options: BulkOptions,
     ) -> BulkStream<AccountStatus> {
-        let client = self.clone();
-        run(
+        self.user_id_batches(
+            Api::AccountCheck,
             user_ids,
-            String::clone,
-            MAX_BATCH,
             options,
-            move |batch: Vec<String>| {
-                let client = client.clone();
-                Box::pin(async move {
-                    let request = AccountCheckRequest {
-                        check_item: user_id_items(&batch),
-                    };
-                    let (response, random) = client
-                        .call_traced::<_, timacct_proto::AccountCheckResponse>(
-                            timacct_proto::Api::AccountCheck,
-                            &request,
-                        )
-                        .await?;
-                    Ok(per_item(&batch, response.result_item, random, |r| {
+            |check_item| AccountCheckRequest { check_item },
+            |r: AccountCheckResponse| {
+                r.result_item
+                    .into_iter()
+                    .map(|r| {
                         let outcome = (r.result_code, r.result_info.into_owned());
                         (r.user_id, outcome, r.account_status)
-                    }))
-                })
+                    })
+                    .collect()
             },
         )
     }
@@ -297,6 +289,36 @@ impl Client {
     /// Delete any number of accounts with `account_delete`, 100 per call. An account that
     /// does not exist fails with 70107.
     pub fn delete_accounts(&self, user_ids: Vec<String>, options: BulkOptions) -> BulkStream<()> {
+        self.user_id_batches(
+            Api::AccountDelete,
+            user_ids,
+            options,
+            |delete_item| AccountDeleteRequest { delete_item },
+            |r: AccountDeleteResponse| {
+                r.result_item
+                    .into_iter()
+                    .map(|r| (r.user_id, (r.result_code, r.result_info.into_owned()), ()))
+                    .collect()
+            },
+        )
+    }
+
+    /// A job over an API whose request is a list of `{"UserID": ...}` items and whose answer
+    /// has one result per item: `results` turns an answer into (UserID, (ResultCode,
+    /// ResultInfo), what a success carries) for each item.
+    fn user_id_batches<Req, Resp, T>(
+        &self,
+        api: Api,
+        user_ids: Vec<String>,
+        options: BulkOptions,
+        request: fn(Vec<UserIdItem>) -> Req,
+        results: fn(Resp) -> Vec<ItemAnswer<T>>,
+    ) -> BulkStream<T>
+    where
+        Req: Serialize + Send + Sync + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+    {
         let client = self.clone();
         run(
             user_ids,
@@ -306,18 +328,9 @@ impl Client {
             move |batch: Vec<String>| {
                 let client = client.clone();
                 Box::pin(async move {
-                    let request = AccountDeleteRequest {
-                        delete_item: user_id_items(&batch),
-                    };
-                    let (response, random) = client
-                        .call_traced::<_, timacct_proto::AccountDeleteResponse>(
-                            timacct_proto::Api::AccountDelete,
-                            &request,
-                        )
-                        .await?;
-                    Ok(per_item(&batch, response.result_item, random, |r| {
-                        (r.user_id, (r.result_code, r.result_info.into_owned()), ())
-                    }))
+                    let body = request(user_id_items(&batch));
+                    let (response, random) = client.call_traced::<_, Resp>(api, &body).await?;
+                    Ok(per_item(&batch, results(response), random))
                 })
             },
         )
@@ -425,15 +438,17 @@ fn take<R>(map: &mut HashMap<String, VecDeque<R>>, id: &str) -> Option<R> {
     map.get_mut(id).and_then(VecDeque::pop_front)
 }
 
-/// Each ID of `batch`, in order, with its per-item result from the answer: `split` turns a
-/// result into its UserID, its `(ResultCode, ResultInfo)` and the value a success carries.
-fn per_item<R, T>(
+/// One item of an answer: its UserID, `(ResultCode, ResultInfo)`, and what a success carries.
+type ItemAnswer<T> = (String, (u32, String), T);
+
+/// Each ID of `batch`, in order, with its per-item result from the answer: `results` holds
+/// each result's UserID, its `(ResultCode, ResultInfo)` and the value a success carries.
+fn per_item<T>(
     batch: &[String],
-    results: Vec<R>,
+    results: Vec<ItemAnswer<T>>,
     random: u32,
-    split: impl Fn(R) -> (String, (u32, String), T),
 ) -> Vec<Result<T, ItemFailure>> {
-    let mut by_id = group_by(results.into_iter().map(split).collect(), |r| r.0.clone());
+    let mut by_id = group_by(results, |r| r.0.clone());
     batch
         .iter()
         .map(|id| match take(&mut by_id, id) {

@@ -358,6 +358,20 @@ mod tests {
         }
     }
 
+    /// The seed sample of `../shared/spec/seed-samples.md`, request and response, key order
+    /// included (the sample's spaces after `:` are insignificant and dropped here).
+    #[test]
+    fn the_seed_sample_goes_through_the_fast_path_exactly() {
+        let request = br#"{"CheckItem":[{"UserID":"UserID_1"},{"UserID":"UserID_2"}]}"#;
+        let sample = r#"{"ActionStatus": "OK","ErrorCode": 0,"ErrorInfo": "","ResultItem": [{"UserID": "UserID_1","ResultCode": 0,"ResultInfo": "","AccountStatus": "Imported"},{"UserID": "UserID_2","ResultCode": 0,"ResultInfo": "","AccountStatus": "NotImported"}]}"#;
+        let ids = scan_user_id_items(request, "CheckItem", 100).unwrap();
+        assert_eq!(ids, ["UserID_1", "UserID_2"]);
+        assert_eq!(
+            String::from_utf8(write_check_response(&ids, &[true, false])).unwrap(),
+            sample.replace("\": ", "\":")
+        );
+    }
+
     #[test]
     fn the_written_body_is_what_serde_writes() {
         let ids = ["alice", "bob", "用户", "a b/c<>&'"];

@@ -185,39 +185,32 @@ async fn import(http: &reqwest::Client, base: &str, app: u32, id: &str) -> Value
     call(http, base, app, "account_import", json!({ "UserID": id })).await
 }
 
-async fn check(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<bool> {
+/// A batch call naming `ids` as `{"UserID": ...}` items under `key`; its `ResultItem`s.
+async fn batch(
+    http: &reqwest::Client,
+    base: &str,
+    app: u32,
+    api: &str,
+    key: &str,
+    ids: &[String],
+) -> Vec<Value> {
     let items: Vec<Value> = ids.iter().map(|i| json!({ "UserID": i })).collect();
-    let v = call(
-        http,
-        base,
-        app,
-        "account_check",
-        json!({ "CheckItem": items }),
-    )
-    .await;
+    let v = call(http, base, app, api, json!({ key: items })).await;
     assert_eq!(code(&v), 0, "{v}");
-    v["ResultItem"]
-        .as_array()
-        .unwrap()
+    v["ResultItem"].as_array().unwrap().clone()
+}
+
+async fn check(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<bool> {
+    batch(http, base, app, "account_check", "CheckItem", ids)
+        .await
         .iter()
         .map(|r| r["AccountStatus"] == "Imported")
         .collect()
 }
 
 async fn delete(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<u64> {
-    let items: Vec<Value> = ids.iter().map(|i| json!({ "UserID": i })).collect();
-    let v = call(
-        http,
-        base,
-        app,
-        "account_delete",
-        json!({ "DeleteItem": items }),
-    )
-    .await;
-    assert_eq!(code(&v), 0, "{v}");
-    v["ResultItem"]
-        .as_array()
-        .unwrap()
+    batch(http, base, app, "account_delete", "DeleteItem", ids)
+        .await
         .iter()
         .map(|r| r["ResultCode"].as_u64().unwrap())
         .collect()
