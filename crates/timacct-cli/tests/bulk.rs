@@ -8,28 +8,30 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+mod common;
+
+use common::{serve_command, spawn, BIN};
+
 const APP: u32 = 1_400_000_888;
 const KEY: &str = "bulk-test-key";
 
-/// A running `timacct serve`.
+/// A running `timacct serve` with its own config and data directory.
 struct Server {
-    child: Child,
-    base: String,
+    server: common::Server,
     data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = common::Server;
+    fn deref(&self) -> &common::Server {
+        &self.server
     }
 }
 
@@ -44,35 +46,15 @@ impl Server {
         )
         .unwrap();
         let data = dir.path().join("data");
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
+        let mut cmd = serve_command();
+        cmd.arg("--config")
             .arg(&config)
             .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("TIMACCT_CONFIG")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("timacct listening on ") {
-                let base = rest.split_whitespace().next().unwrap().to_owned();
-                std::thread::spawn(move || for _ in lines {});
-                return Server {
-                    child,
-                    base,
-                    data,
-                    _dir: dir,
-                };
-            }
+            .arg(&data);
+        Server {
+            server: spawn(cmd),
+            data,
+            _dir: dir,
         }
     }
 
@@ -96,13 +78,8 @@ impl Server {
     /// Stop the server cleanly (SIGTERM) and read accounts' (Nick, FaceUrl) from its
     /// database.
     fn profiles_after_stop(mut self, user_ids: &[&str]) -> Vec<Option<(String, String)>> {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+        self.server.sigterm();
+        assert_eq!(self.server.child.wait().unwrap().code(), Some(0));
         let store = timacct_store::SqliteStore::open(self.data.join("timacct.db")).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let profiles = user_ids

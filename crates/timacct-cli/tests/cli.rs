@@ -4,68 +4,26 @@
 // Every spawned server is a `Server`, whose Drop kills and reaps it.
 #![allow(clippy::zombie_processes)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+mod common;
+
+use common::{serve_command, spawn, Server, BIN};
+
 const APP: u32 = 1400000777;
 const KEY: &str = "test-key-for-the-binary";
 
-/// A running `timacct serve` and what it printed before listening.
-struct Server {
-    child: Child,
-    base: String,
-    banner: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data_dir: &Path, config: Option<&Path>) -> Server {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--listen")
-        .arg("127.0.0.1:0");
+    let mut cmd = serve_command();
+    cmd.arg("--data-dir").arg(data_dir);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    let mut child = cmd
-        .env_remove("TIMACCT_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut banner = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("timacct listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_owned();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                base,
-                banner,
-            };
-        }
-        banner.push(line);
-    }
+    spawn(cmd)
 }
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
@@ -144,13 +102,13 @@ async fn check_all(base: &str, usersig: &str, ids: &[String]) -> Vec<bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_app_banner_gives_a_working_usersig() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path(), None);
+    let server = start(dir.path(), None);
     let field = |name: &str| {
         server
-            .banner
+            .printed
             .iter()
             .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("banner lacks {name}: {:?}", server.banner))
+            .unwrap_or_else(|| panic!("banner lacks {name}: {:?}", server.printed))
     };
     let sdkappid: u32 = field("SDKAppID:").parse().unwrap();
     let admin = field("admin:");
@@ -183,10 +141,9 @@ async fn default_app_banner_gives_a_working_usersig() {
     )
     .await;
     assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill9();
     // The key is kept: a restart serves the same app with the same key.
-    let mut again = start(dir.path(), None);
+    let again = start(dir.path(), None);
     let v = call(
         &client,
         &again.base,
@@ -197,8 +154,7 @@ async fn default_app_banner_gives_a_working_usersig() {
     )
     .await;
     assert_eq!(v["ResultItem"][0]["AccountStatus"], "Imported");
-    again.child.kill().unwrap();
-    again.child.wait().unwrap();
+    again.kill9();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +162,7 @@ async fn acknowledged_imports_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let usersig = sig(APP, KEY, "administrator");
-    let mut server = start(&dir.path().join("data"), Some(&config));
+    let server = start(&dir.path().join("data"), Some(&config));
     let base = server.base.clone();
     // 8 concurrent writers import 100-account batches; record what was acknowledged.
     let mut tasks = Vec::new();
@@ -239,9 +195,8 @@ async fn acknowledged_imports_survive_kill_9() {
         acked.extend(t.await.unwrap());
     }
     // Kill at once after the last acknowledgement: no clean shutdown, no flush.
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    let mut server = start(&dir.path().join("data"), Some(&config));
+    server.kill9();
+    let server = start(&dir.path().join("data"), Some(&config));
     let seen = check_all(&server.base, &usersig, &acked).await;
     assert_eq!(seen.len(), 4000);
     let missing: Vec<&String> = acked
@@ -251,8 +206,7 @@ async fn acknowledged_imports_survive_kill_9() {
         .map(|(id, _)| id)
         .collect();
     assert!(missing.is_empty(), "lost after kill -9: {missing:?}");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill9();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,25 +226,19 @@ async fn sigterm_stops_cleanly_and_keeps_data() {
     )
     .await;
     assert_eq!(v["ErrorCode"], 0);
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.sigterm();
     let status = wait_with_timeout(&mut server.child, Duration::from_secs(20));
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
         "server did not exit cleanly on SIGTERM"
     );
-    let mut server = start(&dir.path().join("data"), Some(&config));
+    let server = start(&dir.path().join("data"), Some(&config));
     assert_eq!(
         check_all(&server.base, &usersig, &["kept".to_owned()]).await,
         vec![true]
     );
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill9();
 }
 
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {

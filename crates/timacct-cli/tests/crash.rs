@@ -12,9 +12,8 @@
 #![allow(clippy::zombie_processes)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,31 +21,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use timacct_store::{AccountStore, SqliteStore, UserId};
 
-const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+mod common;
+
+use common::{serve_command, try_spawn, Server};
+
 const APP: u32 = 1400000888;
 const KEY: &str = "crash-test-key";
 const ADMIN: &str = "administrator";
-
-/// A running `timacct serve`.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `kill -9`, and wait for the process to be gone.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
 
 fn write_config(dir: &Path) -> PathBuf {
     let path = dir.join("timacct.toml");
@@ -61,39 +42,14 @@ fn write_config(dir: &Path) -> PathBuf {
 /// Start the server on `data_dir`, its log (at `info`) going to `log`. `Err` with the exit
 /// status and the log if it exits instead of listening.
 fn try_start(data_dir: &Path, config: &Path, log: &Path) -> Result<Server, (i32, String)> {
-    let log_file = std::fs::File::create(log).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--data-dir")
+    let mut cmd = serve_command();
+    cmd.arg("--data-dir")
         .arg(data_dir)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
         .arg("--config")
         .arg(config)
-        .env_remove("TIMACCT_CONFIG")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("timacct listening on ") {
-                    let base = rest.split_whitespace().next().unwrap().to_owned();
-                    std::thread::spawn(move || for _ in lines {});
-                    return Ok(Server { child, base });
-                }
-            }
-            _ => {
-                let status = child.wait().unwrap();
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                return Err((status.code().unwrap_or(-1), text));
-            }
-        }
-    }
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
+    try_spawn(cmd).map_err(|code| (code, std::fs::read_to_string(log).unwrap_or_default()))
 }
 
 fn start(data_dir: &Path, config: &Path, log: &Path) -> Server {

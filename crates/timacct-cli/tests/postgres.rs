@@ -8,71 +8,44 @@
 // Every spawned server is a `Server`, whose Drop kills and reaps it.
 #![allow(clippy::zombie_processes)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_store::postgres::TestDatabase;
 
-const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+mod common;
+
+use common::{serve_command, spawn, Server, BIN};
+
 const APP: u32 = 1400000888;
 const KEY: &str = "two-instances-key";
 /// The `account_check` limit of the app, per second, for the whole service.
 const LIMIT: usize = 10;
 
-struct Server {
-    child: Child,
-    base: String,
-    listening: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Start `timacct serve` on a free port, with the shared Redis and its key prefix if given.
 fn start(dir: &Path, config: &Path, database: &str, redis: Option<(&str, &str)>) -> Server {
-    let mut command = Command::new(BIN);
+    let mut command = serve_command();
     command
-        .arg("serve")
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
         .args(["--database-pool-size", "4"])
         .env("TIMACCT_DATABASE", database)
-        .env_remove("TIMACCT_REDIS")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .env_remove("TIMACCT_REDIS");
     if let Some((url, prefix)) = redis {
         command
             .args(["--redis-key-prefix", prefix])
             .env("TIMACCT_REDIS", url);
     }
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("timacct listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                base,
-                listening: line,
-            };
-        }
-    }
+    spawn(command)
+}
+
+/// The line a server printed when it started listening.
+fn listening(server: &Server) -> &str {
+    server.printed.last().map(String::as_str).unwrap_or("")
 }
 
 fn sig() -> String {
@@ -150,16 +123,15 @@ async fn two_serve_processes_are_one_service() {
     let a = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
     let b = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
     assert!(
-        a.listening
-            .contains(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name()))
+        listening(&a).contains(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name()))
             || std::env::var(TestDatabase::URL_VAR).is_ok(),
         "{}",
-        a.listening
+        listening(&a)
     );
     assert!(
-        a.listening.contains("shared in redis://"),
+        listening(&a).contains("shared in redis://"),
         "{}",
-        a.listening
+        listening(&a)
     );
 
     let usersig = sig();

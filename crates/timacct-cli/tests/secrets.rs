@@ -5,42 +5,39 @@
 // Every spawned server is a `Server`, whose Drop kills and reaps it.
 #![allow(clippy::zombie_processes)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_timacct");
+mod common;
+
+use common::{serve_command, spawn, BIN};
+
 const APP: u32 = 1400000888;
 const KEY: &str = "secret-key-that-must-never-be-logged-7f3a9c";
 
+/// A running server whose stderr goes to a file.
 struct Server {
-    child: Child,
-    base: String,
+    server: common::Server,
     stderr: PathBuf,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = common::Server;
+    fn deref(&self) -> &common::Server {
+        &self.server
     }
 }
 
 impl Server {
     /// SIGTERM, wait for a clean exit, and return everything written to stderr.
     fn stop(&mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
+        self.server.sigterm();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.server.child.try_wait().unwrap() {
                 assert!(status.success(), "server exit status {status}");
                 break;
             }
@@ -61,48 +58,17 @@ fn start(dir: &Path, log: &str, extra: &[&str]) -> (Server, Vec<String>) {
     )
     .unwrap();
     let stderr = dir.join(format!("stderr-{}.log", rand_suffix()));
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--data-dir")
+    let mut cmd = serve_command();
+    cmd.arg("--data-dir")
         .arg(dir.join("data").join("nested"))
         .arg("--config")
         .arg(&config)
-        .args(["--listen", "127.0.0.1:0"])
         .args(extra)
-        .env_remove("TIMACCT_CONFIG")
         .env("RUST_LOG", log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        printed.push(line.clone());
-        if let Some(rest) = line.strip_prefix("timacct listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_owned();
-            let printed_rest = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let sink = printed_rest.clone();
-            std::thread::spawn(move || {
-                for line in lines.map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            return (
-                Server {
-                    child,
-                    base,
-                    stderr,
-                },
-                printed,
-            );
-        }
-    }
+        .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()));
+    let server = spawn(cmd);
+    let printed = server.printed.clone();
+    (Server { server, stderr }, printed)
 }
 
 fn rand_suffix() -> u128 {
