@@ -147,8 +147,43 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     );
     let static_request = Arc::new(request(b"{}"));
     let request = Arc::new(request);
-    let start = Instant::now();
+    let start = Instant::now() + Duration::from_millis(50);
     let deadline = start + Duration::from_secs_f64(args.duration);
+    // Open loop: one dispatcher owns the schedule and hands each request's slot to whichever
+    // connection is free (a client's connection pool), or queues it until one is: a slot
+    // that waits for a connection waits because the server is slow, and that wait counts.
+    let (slots, dispatcher) = if args.rate > 0.0 {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        let interval = Duration::from_secs_f64(1.0 / args.rate);
+        let dispatcher = tokio::spawn(async move {
+            let mut lags: Vec<u32> = Vec::new();
+            let mut k: u32 = 0;
+            loop {
+                let slot = start + interval * k;
+                if slot >= deadline {
+                    break;
+                }
+                wait_until(slot).await;
+                lags.push(
+                    Instant::now()
+                        .saturating_duration_since(slot)
+                        .as_micros()
+                        .min(u32::MAX as u128) as u32,
+                );
+                if tx.send(slot).is_err() {
+                    break;
+                }
+                k += 1;
+            }
+            lags
+        });
+        (
+            Some(Arc::new(tokio::sync::Mutex::new(rx))),
+            Some(dispatcher),
+        )
+    } else {
+        (None, None)
+    };
     let mut tasks = Vec::new();
     for c in 0..args.connections {
         let args = args.clone();
@@ -156,45 +191,30 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         let check_requests = check_requests.clone();
         let static_request = static_request.clone();
         let request = request.clone();
+        let slots = slots.clone();
         tasks.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(&args.addr).await?;
             stream.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
-            let interval = if args.rate > 0.0 {
-                Some(Duration::from_secs_f64(args.connections as f64 / args.rate))
-            } else {
-                None
-            };
-            // Spread the open-loop schedule of the connections over one interval.
-            let mut scheduled = start
-                + interval
-                    .map(|i| i.mul_f64(c as f64 / args.connections as f64))
-                    .unwrap_or_default();
             let mut n = c as u64;
             loop {
-                // When the request's latency starts: its slot in the open-loop schedule if
-                // the previous answer on this connection came too late for the slot (the
-                // server's delay, so it counts: no coordinated omission); otherwise the
-                // moment it is sent (tokio's timers tick in milliseconds, and that lag is
-                // the generator's, not the server's). A spinning wait would be exact but
-                // would also steal cycles from the server on machines whose two "cores" are
-                // hyperthreads of one.
-                let started;
-                if let Some(i) = interval {
-                    scheduled += i;
-                    if Instant::now() >= scheduled {
-                        started = scheduled;
-                    } else {
-                        tokio::time::sleep_until(scheduled.into()).await;
-                        started = Instant::now();
+                // When the request's latency starts: its slot in the open-loop schedule
+                // (however late the generator got to it: no coordinated omission, and any
+                // lag of the generator's own counts against the server, never for it), or
+                // the moment it is sent in the closed loop.
+                let started = match &slots {
+                    Some(slots) => match slots.lock().await.recv().await {
+                        Some(slot) => slot,
+                        None => break,
+                    },
+                    None => {
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        Instant::now()
                     }
-                } else {
-                    started = Instant::now();
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
+                };
                 let import;
                 let req: &[u8] = match args.mode {
                     Mode::Check => &check_requests[(n % 1024) as usize],
@@ -233,23 +253,59 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64().min(args.duration).max(1e-9);
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
     let rps = all.len() as f64 / secs;
-    println!(
-        "{} requests={} rps={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+    print!(
+        "{} requests={} rps={:.0} p50_us={} p99_us={} p999_us={} max_us={} errors={}",
         args.label,
         all.len(),
         rps,
-        pct(0.50),
-        pct(0.99),
-        pct(0.999),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999),
+        all.last().copied().unwrap_or(0),
         shared.errors.load(Ordering::Relaxed)
     );
+    // How late the generator itself released the slots: already inside the latencies above
+    // (they count from the slot), printed so that a generator that fell behind is seen.
+    if let Some(dispatcher) = dispatcher {
+        let mut lags = dispatcher.await?;
+        lags.sort_unstable();
+        print!(
+            " gen_lag_p99_us={} gen_lag_max_us={}",
+            percentile(&lags, 0.99),
+            lags.last().copied().unwrap_or(0)
+        );
+    }
+    println!();
     Ok(())
+}
+
+/// The `p` quantile of sorted samples.
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Wait until `t` to within a few microseconds. tokio's timers tick in milliseconds: a
+/// schedule paced by them releases its requests in bursts, one burst per tick (at 25,000
+/// requests/s, 25 requests at once, so the last of them waits for the 24 before it). Far
+/// ahead of `t` the task sleeps on the timer; in the last 2 ms it yields in a loop, which
+/// lets the runtime run the connections (and poll the sockets) between two looks at the
+/// clock. That spins the generator's own core, never the server's.
+async fn wait_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        if t - now > Duration::from_millis(3) {
+            tokio::time::sleep_until((t - Duration::from_millis(2)).into()).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// Read one HTTP/1.1 response with a `content-length` (what timacct and nginx send) into

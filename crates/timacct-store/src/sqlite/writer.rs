@@ -89,6 +89,26 @@ impl Writer {
     fn load_index(&mut self) -> Result<(), rusqlite::Error> {
         let started = std::time::Instant::now();
         let mut index = AccountIndex::default();
+        // Each app's count, kept in the same transactions as its accounts, sizes its table
+        // once; it is only a hint (the table still grows if it is short), and never trusted
+        // past what the file could hold (a row takes well over 8 bytes), so a damaged count
+        // cannot make start-up allocate without bound.
+        let file_bytes: i64 = self.conn.query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )?;
+        let most = usize::try_from(file_bytes / 8).unwrap_or(0);
+        let mut stats = self
+            .conn
+            .prepare("SELECT sdkappid, accounts FROM app_stats")?;
+        let mut rows = stats.query([])?;
+        while let Some(row) = rows.next()? {
+            let app: u32 = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            index.reserve(app, usize::try_from(n).unwrap_or(0).min(most));
+        }
+        let mut loader = index.loader();
         let mut count = 0u64;
         let mut stmt = self
             .conn
@@ -97,10 +117,10 @@ impl Writer {
         while let Some(row) = rows.next()? {
             let app: u32 = row.get(0)?;
             let id = row.get_ref(1)?.as_str()?;
-            index.insert(app, id);
+            loader.push(app, id);
             count += 1;
         }
-        *self.index.write() = index;
+        *self.index.write() = loader.finish();
         self.index_ready.store(true, Ordering::Release);
         tracing::info!(
             accounts = count,
