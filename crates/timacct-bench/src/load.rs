@@ -197,6 +197,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             stream.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
+            let mut on_wire: Vec<u32> = Vec::new();
             let mut n = c as u64;
             loop {
                 // When the request's latency starts: its slot in the open-loop schedule
@@ -228,6 +229,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                     Mode::Static => &static_request,
                 };
                 n += args.connections as u64;
+                let sent = Instant::now();
                 stream.write_all(req).await?;
                 let (status_ok, body) = read_response(&mut stream, &mut buf).await?;
                 let ok = status_ok
@@ -242,15 +244,20 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                 if !ok {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
-                latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                latencies.push(micros(started.elapsed()));
+                on_wire.push(micros(sent.elapsed()));
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, on_wire))
         }));
     }
     let mut all = Vec::new();
+    let mut wire = Vec::new();
     for t in tasks {
-        all.extend(t.await??);
+        let (latencies, on_wire) = t.await??;
+        all.extend(latencies);
+        wire.extend(on_wire);
     }
+    wire.sort_unstable();
     let secs = start.elapsed().as_secs_f64().min(args.duration).max(1e-9);
     all.sort_unstable();
     let rps = all.len() as f64 / secs;
@@ -265,6 +272,16 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         all.last().copied().unwrap_or(0),
         shared.errors.load(Ordering::Relaxed)
     );
+    // From the request's write to its answer: the part of the latency spent on the wire and
+    // in the server, without the wait for the slot's turn (which the figures above include).
+    if dispatcher.is_some() {
+        print!(
+            " wire_p50_us={} wire_p99_us={} wire_max_us={}",
+            percentile(&wire, 0.5),
+            percentile(&wire, 0.99),
+            wire.last().copied().unwrap_or(0)
+        );
+    }
     // How late the generator itself released the slots: already inside the latencies above
     // (they count from the slot), printed so that a generator that fell behind is seen.
     if let Some(dispatcher) = dispatcher {
@@ -280,6 +297,10 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
 /// The `p` quantile of sorted samples.
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted
@@ -293,7 +314,8 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 /// requests/s, 25 requests at once, so the last of them waits for the 24 before it). Far
 /// ahead of `t` the task sleeps on the timer; in the last 2 ms it yields in a loop, which
 /// lets the runtime run the connections (and poll the sockets) between two looks at the
-/// clock. That spins the generator's own core, never the server's.
+/// clock. That spins the generator's own core, never the server's, and gives way to any
+/// other thread that is ready there.
 async fn wait_until(t: Instant) {
     loop {
         let now = Instant::now();
@@ -304,6 +326,10 @@ async fn wait_until(t: Instant) {
             tokio::time::sleep_until((t - Duration::from_millis(2)).into()).await;
         } else {
             tokio::task::yield_now().await;
+            // Any other thread ready on this core (ksoftirqd, a kworker, a daemon) runs now,
+            // not after a whole scheduler slice behind a spinning task: it would stall the
+            // generator for milliseconds, and those milliseconds count as the server's.
+            std::thread::yield_now();
         }
     }
 }

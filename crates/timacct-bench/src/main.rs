@@ -4,6 +4,8 @@
 //! - `load`: an HTTP/1.1 keep-alive load generator (closed loop for throughput, open loop at a
 //!   fixed rate for latency without coordinated omission) for `account_check` and
 //!   `multiaccount_import`.
+//! - `hiccups`: how often, and for how long, this machine stops a thread that only reads
+//!   the clock: the floor under every tail latency measured here.
 //! - `sqlite-baseline`: a bare rusqlite program inserting the same rows with the same
 //!   durability settings, the baseline for the write path.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -54,6 +56,15 @@ enum Command {
         #[arg(long)]
         rps: f64,
     },
+    /// Spin on the clock for `seconds` and report the gaps: the machine's own stalls (the
+    /// host descheduling this vCPU, interrupts, kernel threads), which no server escapes.
+    Hiccups {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Gaps longer than this count, in microseconds.
+        #[arg(long, default_value_t = 100)]
+        over_us: u64,
+    },
     /// Print an admin UserSig.
     Sig {
         #[arg(long)]
@@ -73,6 +84,10 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => load::run(args),
         Command::SqliteBaseline { db, rows, batch } => sqlite_baseline(db, rows, batch),
         Command::AuthCost { sdkappid, key, rps } => auth_cost(sdkappid, key, rps),
+        Command::Hiccups { seconds, over_us } => {
+            hiccups(seconds, over_us);
+            Ok(())
+        }
         Command::Sig { sdkappid, key } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
@@ -88,6 +103,32 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn hiccups(seconds: f64, over_us: u64) {
+    let threshold = std::time::Duration::from_micros(over_us);
+    let start = Instant::now();
+    let end = start + std::time::Duration::from_secs_f64(seconds);
+    let mut gaps: Vec<u64> = Vec::new();
+    let mut last = start;
+    while last < end {
+        let now = Instant::now();
+        let gap = now - last;
+        if gap > threshold {
+            gaps.push(gap.as_micros() as u64);
+        }
+        last = now;
+    }
+    gaps.sort_unstable();
+    let stalled: u64 = gaps.iter().sum();
+    println!(
+        "hiccups over_us={over_us} seconds={seconds} count={} per_sec={:.1} stalled_ms={:.1} stalled_pct={:.2} max_us={}",
+        gaps.len(),
+        gaps.len() as f64 / seconds,
+        stalled as f64 / 1000.0,
+        stalled as f64 / (seconds * 1e4),
+        gaps.last().copied().unwrap_or(0)
+    );
 }
 
 /// The name of account `i`, shared by populate and the load generator.

@@ -47,6 +47,12 @@ pub(crate) async fn run(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let spare = Arc::new(Semaphore::new(spare_connections(limits.max_connections)));
     let graceful = GracefulShutdown::new();
+    let spinner = (!limits.busy_poll.is_zero()).then(|| {
+        tokio::spawn(crate::spin::spin(
+            state.inner.activity.clone(),
+            limits.busy_poll,
+        ))
+    });
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -101,6 +107,9 @@ pub(crate) async fn run(
     }
     drop(listener);
     graceful.shutdown().await;
+    if let Some(spinner) = spinner {
+        spinner.abort();
+    }
     Ok(())
 }
 

@@ -74,6 +74,7 @@ struct Trace {
 /// endpoints `/healthz`, `/readyz` and `/metrics`, their own small bodies).
 pub(crate) async fn handle(state: AppState, request: Request) -> Response {
     let started = Instant::now();
+    state.inner.activity.request();
     let id = request_id();
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         if let Some(response) = operational(&state, request.uri().path()).await {

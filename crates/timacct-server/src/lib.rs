@@ -16,6 +16,7 @@ mod listener;
 mod metrics;
 mod overload;
 mod ratelimit;
+mod spin;
 mod state;
 mod tls;
 
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{AppConfig, Config, ConfigError, Plan, RateLimits, SecretKey};
-pub use limits::Limits;
+pub use limits::{Limits, DEFAULT_BUSY_POLL_US};
 pub use ratelimit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
 /// The TLS configuration [`serve_tls`] takes (rustls's).
 pub use rustls::ServerConfig as TlsServerConfig;

@@ -114,6 +114,8 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub gate: Gate,
     pub metrics: Arc<Metrics>,
+    /// Request arrivals, for the busy-polling spinner (see `spin`).
+    pub activity: Arc<crate::spin::Activity>,
 }
 
 impl AppState {
@@ -138,6 +140,7 @@ impl AppState {
                 gate: gate(&limits),
                 limits,
                 metrics,
+                activity: crate::spin::Activity::new(),
             }),
         }
     }

@@ -371,3 +371,37 @@ fn tls_config_errors_name_the_file() {
     std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
     assert!(timacct_server::load_tls_config(&cert_path, &other_key).is_err());
 }
+
+/// With busy polling on, the server answers exactly as without it, on one connection after
+/// another (the spinner must never hold back a request), and shuts down normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn busy_polling_serves_requests_as_usual() {
+    let server = spawn(
+        Limits {
+            busy_poll: Duration::from_micros(200),
+            ..Limits::default()
+        },
+        None,
+    )
+    .await;
+    let usersig = UserSigGenerator::new(u64::from(APP), KEY).gen(ADMIN, 86_400, now());
+    for round in 0..3 {
+        let client = plain_client(server.addr);
+        for _ in 0..50 {
+            let reply = check(&client, &server.base, &usersig).await;
+            assert_eq!(
+                reply,
+                json!({
+                    "ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "",
+                    "ResultItem": [{
+                        "UserID": "alice", "ResultCode": 0, "ResultInfo": "",
+                        "AccountStatus": "NotImported"
+                    }]
+                }),
+                "round {round}"
+            );
+        }
+        // Quiet for longer than the window: the spinner parks, and must wake again.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
