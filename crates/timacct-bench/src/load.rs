@@ -147,6 +147,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     );
     let static_request = Arc::new(request(b"{}"));
     let request = Arc::new(request);
+    // 50 ms from now: time for every connection to open before the first request.
     let start = Instant::now() + Duration::from_millis(50);
     let deadline = start + Duration::from_secs_f64(args.duration);
     // Open loop: one dispatcher owns the schedule and hands each request's slot to whichever
@@ -164,12 +165,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                     break;
                 }
                 wait_until(slot).await;
-                lags.push(
-                    Instant::now()
-                        .saturating_duration_since(slot)
-                        .as_micros()
-                        .min(u32::MAX as u128) as u32,
-                );
+                lags.push(micros(Instant::now().saturating_duration_since(slot)));
                 if tx.send(slot).is_err() {
                     break;
                 }
@@ -198,6 +194,9 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
             let mut on_wire: Vec<u32> = Vec::new();
+            // Every connection is open before the clock starts: the closed loop counts its
+            // requests from `start` too.
+            tokio::time::sleep_until(start.into()).await;
             let mut n = c as u64;
             loop {
                 // When the request's latency starts: its slot in the open-loop schedule

@@ -224,16 +224,24 @@ impl AppIndex {
         }
         std::hint::black_box(touched);
         for &(offset, hash) in batch {
-            let (mut i, tag) = Self::split(hash, self.slots.len());
-            while self.slots[i].tag > DELETED {
-                i = (i + 1) & mask;
-            }
-            if self.slots[i].tag == EMPTY {
-                self.used += 1;
-            }
-            self.slots[i] = Slot { tag, offset };
-            self.len += 1;
+            let (home, tag) = Self::split(hash, self.slots.len());
+            self.place(home, Slot { tag, offset });
         }
+    }
+
+    /// Put a new live entry in the first empty or deleted slot probing from `home`. The
+    /// table has room (callers reserve first), so the probe ends.
+    fn place(&mut self, home: usize, slot: Slot) {
+        let mask = self.slots.len() - 1;
+        let mut i = home;
+        while self.slots[i].tag > DELETED {
+            i = (i + 1) & mask;
+        }
+        if self.slots[i].tag == EMPTY {
+            self.used += 1;
+        }
+        self.slots[i] = slot;
+        self.len += 1;
     }
 
     /// The slot holding `key`, if any, probing from `home`.
@@ -312,17 +320,7 @@ impl AppIndex {
         };
         self.arena.push(len);
         self.arena.extend_from_slice(bytes);
-        // The first empty or deleted slot along the probe takes it.
-        let mask = self.slots.len() - 1;
-        let mut i = home;
-        while self.slots[i].tag > DELETED {
-            i = (i + 1) & mask;
-        }
-        if self.slots[i].tag == EMPTY {
-            self.used += 1;
-        }
-        self.slots[i] = Slot { tag, offset };
-        self.len += 1;
+        self.place(home, Slot { tag, offset });
     }
 
     fn remove(&mut self, user_id: &str) {
