@@ -47,12 +47,11 @@ pub(crate) async fn run(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let spare = Arc::new(Semaphore::new(spare_connections(limits.max_connections)));
     let graceful = GracefulShutdown::new();
-    let spinner = (!limits.busy_poll.is_zero()).then(|| {
-        tokio::spawn(crate::spin::spin(
-            state.inner.activity.clone(),
-            limits.busy_poll,
-        ))
-    });
+    let spinner = state
+        .inner
+        .activity
+        .clone()
+        .map(|activity| tokio::spawn(crate::spin::spin(activity, limits.busy_poll)));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {

@@ -74,7 +74,9 @@ struct Trace {
 /// endpoints `/healthz`, `/readyz` and `/metrics`, their own small bodies).
 pub(crate) async fn handle(state: AppState, request: Request) -> Response {
     let started = Instant::now();
-    state.inner.activity.request();
+    if let Some(activity) = &state.inner.activity {
+        activity.request();
+    }
     let id = request_id();
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         if let Some(response) = operational(&state, request.uri().path()).await {

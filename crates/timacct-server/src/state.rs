@@ -114,8 +114,9 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub gate: Gate,
     pub metrics: Arc<Metrics>,
-    /// Request arrivals, for the busy-polling spinner (see `spin`).
-    pub activity: Arc<crate::spin::Activity>,
+    /// Request arrivals, for the busy-polling spinner (see `spin`); present exactly when
+    /// `limits.busy_poll` is on, so that a server without it pays nothing per request.
+    pub activity: Option<Arc<crate::spin::Activity>>,
 }
 
 impl AppState {
@@ -138,9 +139,9 @@ impl AppState {
                 sigs: SigCache::default(),
                 body_limit: DEFAULT_BODY_LIMIT,
                 gate: gate(&limits),
+                activity: activity(&limits),
                 limits,
                 metrics,
-                activity: crate::spin::Activity::new(),
             }),
         }
     }
@@ -150,6 +151,7 @@ impl AppState {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 inner.gate = gate(&limits);
+                inner.activity = activity(&limits);
                 inner.limits = limits;
                 AppState {
                     inner: Arc::new(inner),
@@ -197,6 +199,10 @@ impl AppState {
     pub fn store(&self) -> &Arc<dyn AccountStore> {
         &self.inner.store
     }
+}
+
+fn activity(limits: &Limits) -> Option<Arc<crate::spin::Activity>> {
+    (!limits.busy_poll.is_zero()).then(crate::spin::Activity::new)
 }
 
 fn gate(limits: &Limits) -> Gate {
