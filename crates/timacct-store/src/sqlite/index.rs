@@ -51,7 +51,7 @@ impl AccountIndex {
 
     /// Make room for `n` more UserIDs of `app` at once, so that loading them never grows
     /// (and so re-hashes) the table on the way.
-    pub(super) fn reserve(&mut self, app: u32, n: usize) {
+    pub(super) fn reserve_exact(&mut self, app: u32, n: usize) {
         self.apps.entry(app).or_default().reserve_exact(n);
     }
 
@@ -184,7 +184,7 @@ impl AppIndex {
     /// stays amortised even when deletes and inserts alternate near the bound.
     fn reserve(&mut self, extra: usize) {
         if (self.used + extra) * 10 > self.slots.len() * 7 {
-            self.rebuild_into(Self::half_full(self.len + extra), false);
+            self.rebuild_into(Self::capacity_for(self.len + extra, 50), false);
         }
     }
 
@@ -192,19 +192,17 @@ impl AppIndex {
     /// of two they fit in at 70%, which is the table (and memory) growth would have reached
     /// for them, built once instead of doubling all the way there.
     fn reserve_exact(&mut self, n: usize) {
-        let mut capacity = 16;
-        while (self.len + n) * 10 > capacity * 7 {
-            capacity *= 2;
-        }
+        let capacity = Self::capacity_for(self.len + n, 70);
         if capacity > self.slots.len() {
             self.rebuild_into(capacity, false);
         }
     }
 
-    /// The smallest table that is at most half full with `n` entries.
-    fn half_full(n: usize) -> usize {
+    /// The smallest table (a power of two, at least 16 slots) that `n` entries fill to at
+    /// most `percent`.
+    fn capacity_for(n: usize, percent: usize) -> usize {
         let mut capacity = 16;
-        while n * 2 > capacity {
+        while n * 100 > capacity * percent {
             capacity *= 2;
         }
         capacity
@@ -342,7 +340,7 @@ impl AppIndex {
     /// Re-insert every live entry into a table at most half full, dropping deleted slots;
     /// with `compact`, also rewrite the arena without the deleted UserIDs.
     fn rebuild(&mut self, compact: bool) {
-        self.rebuild_into(Self::half_full(self.len + 1), compact);
+        self.rebuild_into(Self::capacity_for(self.len + 1, 50), compact);
     }
 
     /// [`rebuild`](Self::rebuild) into a table of `capacity` slots (a power of two that
@@ -463,8 +461,8 @@ mod tests {
         for (hint_a, hint_b) in [(0usize, 0usize), (30_000, 10), (10, 1_000_000)] {
             let mut reference = AccountIndex::default();
             let mut loaded = AccountIndex::default();
-            loaded.reserve(1, hint_a);
-            loaded.reserve(2, hint_b);
+            loaded.reserve_exact(1, hint_a);
+            loaded.reserve_exact(2, hint_b);
             let mut loader = loaded.loader();
             // Rows come in primary-key order: by app, then UserID; an app may have a
             // single row, and a batch may end anywhere.
@@ -550,7 +548,7 @@ mod tests {
     fn index_batch_cost() {
         let n = 1_000_000u64;
         let mut idx = AccountIndex::default();
-        idx.reserve(1, n as usize);
+        idx.reserve_exact(1, n as usize);
         let mut loader = idx.loader();
         for i in 0..n {
             loader.push(1, &format!("u{i:08}"));

@@ -106,7 +106,7 @@ impl Writer {
         while let Some(row) = rows.next()? {
             let app: u32 = row.get(0)?;
             let n: i64 = row.get(1)?;
-            index.reserve(app, usize::try_from(n).unwrap_or(0).min(most));
+            index.reserve_exact(app, usize::try_from(n).unwrap_or(0).min(most));
         }
         let mut loader = index.loader();
         let mut count = 0u64;
