@@ -88,7 +88,6 @@ mkdir -p "$WORK/www"
 curl -s "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" --data-binary @"$WORK/check.json" > "$WORK/www/check.json"
 grep -q '"AccountStatus":"Imported"' "$WORK/www/check.json"
 TIMACCT_RPS=$(wrk_rps "http://127.0.0.1:$PORT/v4/im_open_login_svc/account_check?$QS" "$WORK/check.json")
-RSS_1M=$(rss_kib)
 # wrk counts any HTTP 200 as a success, and every envelope is a 200: the server's own
 # counters must show that every one of those calls answered ErrorCode 0.
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^timacct_requests_total' > "$WORK/counts.txt"

@@ -271,19 +271,18 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         all.last().copied().unwrap_or(0),
         shared.errors.load(Ordering::Relaxed)
     );
-    // From the request's write to its answer: the part of the latency spent on the wire and
-    // in the server, without the wait for the slot's turn (which the figures above include).
-    if dispatcher.is_some() {
+    if let Some(dispatcher) = dispatcher {
+        // From the request's write to its answer: the part of the latency spent on the wire
+        // and in the server, without the wait for a connection (the figures above include it).
         print!(
             " wire_p50_us={} wire_p99_us={} wire_max_us={}",
             percentile(&wire, 0.5),
             percentile(&wire, 0.99),
             wire.last().copied().unwrap_or(0)
         );
-    }
-    // How late the generator itself released the slots: already inside the latencies above
-    // (they count from the slot), printed so that a generator that fell behind is seen.
-    if let Some(dispatcher) = dispatcher {
+        // How late the generator itself released the slots: already inside the latencies
+        // above (they count from the slot), printed so that a generator that fell behind is
+        // seen.
         let mut lags = dispatcher.await?;
         lags.sort_unstable();
         print!(
