@@ -5,7 +5,7 @@
 //! - a body parses only if it is UTF-8 JSON whose top level is an object;
 //! - a body that is not JSON (bad syntax, invalid UTF-8 anywhere) or whose top level is not
 //!   an object is 60003, and a well-formed JSON object with missing or mistyped fields is
-//!   70402 — no other code ever comes out of the parser (DECISIONS.md, "Transport");
+//!   70402 — no other code ever comes out of the parser (`docs/protocol.md` §2.3);
 //! - whatever parses serialises and parses back to the same value;
 //! - `sdkappid()` fails only with 60012 and succeeds only on a plain decimal u32;
 //!   `credentials()` fails only with 60025 and returns non-empty identifier and usersig;

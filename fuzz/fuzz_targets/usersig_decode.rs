@@ -24,8 +24,8 @@ use timacct_usersig::{
     VerifyError, MAX_INFLATED,
 };
 
-/// The key of the spec's conformance vectors (usersig-vectors.json), so that the seed corpus
-/// holds tokens that verify.
+/// The key of the conformance vectors (`crates/timacct-usersig/tests/data/usersig-vectors.json`,
+/// described in `docs/protocol.md`), so that the seed corpus holds tokens that verify.
 const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 
 /// A zlib stream of stored blocks (Go master's framing), built by hand: cheap enough to run

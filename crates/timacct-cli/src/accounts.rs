@@ -4,6 +4,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -34,7 +35,8 @@ Exit codes:
   0    every account succeeded
   1    the job ran to the end and some accounts failed (see their rows)
   2    usage error, or a connection / credentials / service error stopped the job
-  130  interrupted (Ctrl-C): the batches in flight finished; continue with --resume-from N";
+  130  interrupted (Ctrl-C): nothing more was sent, the requests already sent were answered;
+       continue with --resume-from N";
 
 /// The account commands.
 #[derive(Subcommand)]
@@ -289,7 +291,7 @@ async fn execute(command: AccountCommand) -> anyhow::Result<u8> {
     );
     let bar = progress_bar(total, job.batch_size());
     let cancel = CancelFlag::new();
-    watch_ctrl_c(cancel.clone());
+    let ctrl_c = watch_ctrl_c(cancel.clone(), bar.clone());
     let options = BulkOptions {
         concurrency: usize::from(connection.concurrency),
         progress: None,
@@ -326,42 +328,44 @@ async fn execute(command: AccountCommand) -> anyhow::Result<u8> {
             sink.drain(client.import_accounts(entries, shape, options), |_| {
                 ("Imported".into(), None)
             })
-            .await?
+            .await
         }
         Job::Check => {
             sink.drain(client.check_accounts(ids(), options), |s| {
                 (status_name(*s).into(), None)
             })
-            .await?
+            .await
         }
         Job::DryRunDelete => {
             sink.drain_dry_run(client.check_accounts(ids(), options))
-                .await?
+                .await
         }
         Job::Delete => {
             sink.drain(client.delete_accounts(ids(), options), |_| {
                 ("Deleted".into(), None)
             })
-            .await?
+            .await
         }
         Job::Kick => {
             sink.drain(client.kick_accounts(ids(), options), |_| {
                 ("Kicked".into(), None)
             })
-            .await?
+            .await
         }
         Job::Online { detail } => {
             sink.drain(client.online_status(ids(), detail, options), |r| {
                 (r.status.clone(), r.detail.clone())
             })
-            .await?
+            .await
         }
     };
     let (done, failed, would_delete) = (sink.done, sink.failed, sink.would_delete);
+    // From here on only the summary (or the error) is printed: no more "interrupted" line,
+    // and no bar.
+    ctrl_c.close();
+    remove_bar(bar.as_ref());
+    let stopped = stopped?;
     writer.flush()?;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
 
     let stats = client.stats();
     let outcome = if job == Job::DryRunDelete {
@@ -494,19 +498,65 @@ fn progress_bar(total: usize, batch_size: usize) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Stop after the batches in flight on the first Ctrl-C; quit at once on the second.
-fn watch_ctrl_c(cancel: CancelFlag) {
+/// The Ctrl-C handler of a job: the first Ctrl-C stops the job (nothing more is sent, the
+/// requests already sent are answered), the second quits at once.
+struct CtrlC {
+    /// Set once the job is over and its summary is about to be printed; the handler prints
+    /// nothing after that, so the summary stays the last thing on the screen.
+    closed: Arc<Mutex<bool>>,
+}
+
+impl CtrlC {
+    /// The job is over: from now on a Ctrl-C prints nothing and changes nothing.
+    fn close(&self) {
+        *lock(&self.closed) = true;
+    }
+}
+
+fn lock(closed: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    closed.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Take the progress bar off the screen for good: cleared, and never drawn again however
+/// it is updated (the rows of the requests still being answered are written all the same).
+fn remove_bar(bar: Option<&ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+}
+
+fn watch_ctrl_c(cancel: CancelFlag, bar: Option<ProgressBar>) -> CtrlC {
+    let closed = Arc::new(Mutex::new(false));
+    let watching = Arc::clone(&closed);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-            eprintln!(
-                "timacct: interrupted; finishing the batches in flight (Ctrl-C again to quit at once)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        {
+            // Said before the job can see the cancel, so it always comes before the summary;
+            // the bar goes first, so that it is not drawn over the notice or after it.
+            let closed = lock(&watching);
+            if *closed {
+                return;
             }
+            remove_bar(bar.as_ref());
+            eprintln!(
+                "timacct: interrupted; sending nothing more, waiting for the answers to the requests already sent (Ctrl-C again to quit at once)"
+            );
+            cancel.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let closed = lock(&watching);
+            if *closed {
+                // The job is over and its summary being printed: let it finish.
+                return;
+            }
+            eprintln!("timacct: interrupted again; quitting without waiting for the answers");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     });
+    CtrlC { closed }
 }
 
 /// Where results go: the row writer, the progress bar, the counts.

@@ -6,6 +6,7 @@
 //! command interrupted by Ctrl-C.
 
 mod accounts;
+mod data_dir;
 mod input;
 mod output;
 mod serve;
@@ -39,6 +40,11 @@ enum Command {
     Sig(sig::SigCommand),
     #[command(flatten)]
     Accounts(accounts::AccountCommand),
+    /// Print shell completions, e.g. `timacct completions bash > ~/.local/share/bash-completion/completions/timacct`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,5 +53,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Sig(cmd) => sig::run(cmd),
         Command::Accounts(cmd) => accounts::run(cmd),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "timacct", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }

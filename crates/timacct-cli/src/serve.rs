@@ -11,6 +11,8 @@ use timacct_server::{AppState, Config, RedisRateLimiter};
 use timacct_store::{AccountStore, PostgresOptions, PostgresStore, SqliteStore};
 use timacct_usersig::UserSigGenerator;
 
+use crate::data_dir::{DataDir, SQLITE_FILE};
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// Config file listing the apps (TOML, see README). Without it, a default app is created.
@@ -67,7 +69,7 @@ impl Backend {
                 Ok(Backend::Postgres(store))
             }
             None => {
-                let db = args.data_dir.join("timacct.db");
+                let db = args.data_dir.join(SQLITE_FILE);
                 let store =
                     SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
                 Ok(Backend::Sqlite(store))
@@ -137,23 +139,53 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // given", not a URL that cannot be parsed.
     args.database = args.database.filter(|url| !url.trim().is_empty());
     args.redis = args.redis.filter(|url| !url.trim().is_empty());
-    // The data directory holds the SQLite file and the default app's key, when used.
-    let new_sqlite = if args.database.is_none() || args.config.is_none() {
-        crate::serve_opts::prepare_data_dir(&args.data_dir)? && args.database.is_none()
-    } else {
-        false
-    };
+    // Everything that can be checked without touching the disk comes first, so that a
+    // start-up that fails on its flags or its config creates nothing.
     let tls = args.server.tls()?;
-    let (apps, generated) = match &args.config {
-        Some(path) => (Config::load(path)?.apps, false),
+    let configured = match &args.config {
+        Some(path) => Some(Config::load(path)?.apps),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    // The data directory holds the SQLite file and the default app's key, when used. With
+    // SQLite it belongs to this server alone (its in-memory index must be the only one).
+    let data_dir = if args.database.is_none() || configured.is_none() {
+        Some(DataDir::open(&args.data_dir, args.database.is_none())?)
+    } else {
+        None
+    };
+    match start(&args, tls, configured, listener, data_dir.as_ref()).await {
+        Ok(running) => running.await,
+        Err(e) => {
+            if let Some(dir) = data_dir {
+                dir.discard();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Open the store and Redis and print the banner: the last steps of start-up. What it
+/// returns serves until shutdown; an error here means nothing was served yet.
+async fn start(
+    args: &ServeArgs,
+    tls: Option<Arc<timacct_server::TlsServerConfig>>,
+    configured: Option<Vec<timacct_server::AppConfig>>,
+    listener: tokio::net::TcpListener,
+    data_dir: Option<&DataDir>,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    let (apps, generated) = match configured {
+        Some(apps) => (apps, false),
         None => (
             vec![timacct_server::config::default_app(&args.data_dir)?],
             true,
         ),
     };
-    let backend = Backend::open(&args).await?;
-    if new_sqlite {
-        crate::serve_opts::restrict_sqlite_files(&args.data_dir)?;
+    let backend = Backend::open(args).await?;
+    if let (Some(dir), None) = (data_dir, &args.database) {
+        dir.restrict_sqlite_files()?;
     }
     let redis = match &args.redis {
         Some(url) => Some(
@@ -175,9 +207,6 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     if generated {
@@ -196,13 +225,15 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(redis) = redis {
         state = state.with_redis(redis);
     }
-    match tls {
-        Some(tls) => timacct_server::serve_tls(listener, state, tls, shutdown_signal()).await?,
-        None => timacct_server::serve(listener, state, shutdown_signal()).await?,
-    }
-    backend.close();
-    tracing::info!("stopped");
-    Ok(())
+    Ok(async move {
+        match tls {
+            Some(tls) => timacct_server::serve_tls(listener, state, tls, shutdown_signal()).await?,
+            None => timacct_server::serve(listener, state, shutdown_signal()).await?,
+        }
+        backend.close();
+        tracing::info!("stopped");
+        Ok(())
+    })
 }
 
 /// A new user's first screen: everything needed to call the service at once. Printed to

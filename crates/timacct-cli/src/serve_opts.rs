@@ -1,7 +1,7 @@
 //! The `serve` flags for overload, timeouts, security, logging and TLS, kept apart from the
 //! storage flags in `serve.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,60 +118,4 @@ impl ServerOptions {
             _ => Ok(None),
         }
     }
-}
-
-/// Create the data directory readable by its owner only (0700): it holds every account and
-/// maybe the default app's key. An existing directory is left as it is, with a warning if
-/// other users can enter it. Returns whether the SQLite file is yet to be created, for
-/// [`restrict_sqlite_files`].
-pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<bool> {
-    let new_db = !dir.join(SQLITE_FILE).exists();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        match std::fs::metadata(dir) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        mode = format!("{mode:o}"),
-                        "the data directory is accessible to other users; chmod 700 it"
-                    );
-                }
-            }
-            Err(_) => std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("creating {}", dir.display()))?,
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(new_db)
-}
-
-const SQLITE_FILE: &str = "timacct.db";
-
-/// Make a just-created SQLite database and its WAL and shared-memory files 0600. SQLite
-/// creates them with the process umask (usually 0644); the 0700 directory already keeps
-/// others out, and this keeps the files private even if the directory is later opened up.
-/// Files created later (a new WAL) inherit the database file's mode from SQLite.
-pub fn restrict_sqlite_files(dir: &Path) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for suffix in ["", "-wal", "-shm"] {
-            let path = dir.join(format!("{SQLITE_FILE}{suffix}"));
-            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("chmod 600 {}", path.display())),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }

@@ -442,12 +442,7 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_resume_from_finishes_the_job() {
     for _ in 0..300 {
         stdout.read_line(&mut early).unwrap();
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigint(&child);
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let mut stderr = String::new();
@@ -464,13 +459,7 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_resume_from_finishes_the_job() {
         stdout: early + &rest,
         stderr,
     };
-    let reached: usize = run
-        .stderr
-        .split("--resume-from ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no --resume-from in {}", run.stderr));
+    let reached = resume_from(&run.stderr);
     assert!(run
         .stderr
         .contains(&format!("interrupted after {reached} of 3000")));
@@ -484,6 +473,161 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_resume_from_finishes_the_job() {
     assert_all(&run, &all[reached..], reached, "Imported");
     let run = server.run(&["check", "--file", file]);
     assert_all(&run, &all, 0, "Imported");
+}
+
+/// Ctrl-C, as the terminal sends it: SIGINT to the process.
+fn sigint(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// The `--resume-from N` a run's stderr tells the user to continue with.
+fn resume_from(stderr: &str) -> usize {
+    stderr
+        .split("--resume-from ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no --resume-from in {stderr}"))
+}
+
+/// What a child prints on one of its pipes, read on a thread of its own as it comes.
+struct Collected {
+    text: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl<R: Read + Send + 'static> From<R> for Collected {
+    fn from(mut pipe: R) -> Collected {
+        let text = Arc::new(Mutex::new(String::new()));
+        let into = text.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                into.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Collected { text, reader }
+    }
+}
+
+impl Collected {
+    /// Wait (20 s at most) until `what` has been printed.
+    fn wait_for(&self, what: &str) {
+        let start = std::time::Instant::now();
+        while !self.text.lock().unwrap().contains(what) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no {what:?} in 20 s: {}",
+                self.text.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything printed, once the pipe is closed.
+    fn finish(self) -> String {
+        self.reader.join().unwrap();
+        let text = self.text.lock().unwrap();
+        text.clone()
+    }
+}
+
+/// The child's exit status, which must come within 20 s (killed, and the test failed, if
+/// it does not).
+fn exit_soon(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running 20 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_sends_none_of_the_batches_still_waiting_for_their_pace() {
+    let server = Server::start("\"tencent\"");
+    let dir = tempfile::tempdir().unwrap();
+    let all = ids("paced-intr-", 1000);
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    let file = file.to_str().unwrap();
+    // Two calls per second, four batches in flight: five seconds of work, with three or
+    // four batches waiting for their pacing slot at any moment.
+    let mut child = server
+        .command(&["import", "--rate", "2", "--file", file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Collected::from(child.stdout.take().unwrap());
+    let stderr = Collected::from(child.stderr.take().unwrap());
+    // The first batch's rows: the job is under way (and its Ctrl-C handler in place). A
+    // second on, the next slots (0.5 s, 1 s) have gone by and the later ones are still
+    // being waited for.
+    stdout.wait_for("paced-intr-00099");
+    std::thread::sleep(Duration::from_secs(1));
+    sigint(&child);
+    let status = exit_soon(&mut child);
+    let run = Run {
+        code: status.code(),
+        stdout: stdout.finish(),
+        stderr: stderr.finish(),
+    };
+    assert_eq!(run.code, Some(130), "{}", run.stderr);
+
+    // The summary and the --resume-from line come last.
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let reached = resume_from(&run.stderr);
+    let [.., notice, summary, resume] = lines[..] else {
+        panic!("{}", run.stderr);
+    };
+    assert!(notice.contains("interrupted;"), "{}", run.stderr);
+    assert!(
+        summary.starts_with(&format!(
+            "timacct: import: {reached} of 1000 accounts done, "
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        resume,
+        format!(
+            "timacct: interrupted after {reached} of 1000 accounts; to continue, run the same command with --resume-from {reached}"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Stopped where the batches already sent end: not after the ones waiting for a slot.
+    assert_eq!(reached % 100, 0, "{reached}");
+    assert!((100..=500).contains(&reached), "{}", run.stderr);
+    assert_all(&run, &all[..reached], 0, "Imported");
+    assert_eq!(run.summary("requests"), (reached / 100) as u64);
+
+    // The server agrees: the first N are imported, none after them.
+    let run = server.run(&["check", "--file", file]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let rows = run.rows();
+    assert_eq!(rows.len(), 1000);
+    for (i, row) in rows.iter().enumerate() {
+        let expected = if i < reached {
+            "Imported"
+        } else {
+            "NotImported"
+        };
+        assert_eq!(row["Result"], expected, "{i} of {reached}: {row}");
+    }
 }
 
 #[test]
@@ -923,9 +1067,10 @@ fn connection_settings_come_from_flags_or_the_environment() {
     assert!(run.stderr.contains("no UserIDs"), "{}", run.stderr);
 }
 
-/// `args` run on a pseudo-terminal (util-linux `script`), with `typed` typed on it; what
-/// the terminal showed (stdout and stderr both). `None` when `script` is not installed.
-fn on_a_terminal(server: &Server, args: &[&str], typed: &str) -> Option<(Option<i32>, String)> {
+/// `args` started on a pseudo-terminal (util-linux `script`): what is written to the
+/// child's stdin is typed on the terminal, its stdout is what the terminal shows (stdout and
+/// stderr both). `None` when `script` is not installed.
+fn start_on_a_terminal(server: &Server, args: &[&str]) -> Option<std::process::Child> {
     let quoted: Vec<String> = std::iter::once(BIN)
         .chain(args.iter().copied())
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
@@ -942,11 +1087,17 @@ fn on_a_terminal(server: &Server, args: &[&str], typed: &str) -> Option<(Option<
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+    match child {
+        Ok(child) => Some(child),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => panic!("script: {e}"),
-    };
+    }
+}
+
+/// `args` run on a pseudo-terminal, with `typed` typed on it; what the terminal showed.
+/// `None` when `script` is not installed.
+fn on_a_terminal(server: &Server, args: &[&str], typed: &str) -> Option<(Option<i32>, String)> {
+    let mut child = start_on_a_terminal(server, args)?;
     child
         .stdin
         .take()
@@ -1005,6 +1156,70 @@ fn on_a_terminal_rows_are_a_table_and_a_long_job_shows_a_progress_bar() {
     assert!(
         screen.contains("tty-00002") && !screen.contains("ETA"),
         "{screen}"
+    );
+}
+
+#[test]
+fn on_a_terminal_ctrl_c_clears_the_bar_and_the_summary_comes_last() {
+    let server = Server::start("\"tencent\"");
+    let dir = tempfile::tempdir().unwrap();
+    let all = ids("tty-intr-", 1000);
+    let file = write_lines(dir.path(), "ids.txt", &all);
+    let args = ["import", "--rate", "2", "--file", file.to_str().unwrap()];
+    let Some(mut child) = start_on_a_terminal(&server, &args) else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    // Kept open until the end: `script` would pass on an end of input.
+    let mut keys = child.stdin.take().unwrap();
+    let screen = Collected::from(child.stdout.take().unwrap());
+    let _stderr = Collected::from(child.stderr.take().unwrap());
+    // The first batch's rows, under the bar; then Ctrl-C, typed on the terminal, while
+    // later batches wait for their slot.
+    screen.wait_for("tty-intr-00099");
+    std::thread::sleep(Duration::from_secs(1));
+    keys.write_all(b"\x03").unwrap();
+    let status = exit_soon(&mut child);
+    drop(keys);
+    let screen = screen.finish();
+    assert_eq!(status.code(), Some(130), "{screen}");
+
+    let reached = resume_from(&screen);
+    assert_eq!(reached % 100, 0, "{reached}");
+    assert!((100..=500).contains(&reached), "{screen}");
+    // The first rows under the bar; then the notice, the rows of the requests already sent,
+    // the summary and the resume line, and nothing after them. The bar is gone at the notice,
+    // and never drawn again.
+    let (until_notice, since_notice) = screen.split_once("timacct: interrupted;").unwrap();
+    assert!(
+        until_notice.contains("accounts/s"),
+        "the bar was shown: {screen}"
+    );
+    assert!(until_notice.contains("tty-intr-00099"), "{screen}");
+    assert!(
+        !since_notice.contains("accounts/s") && !since_notice.contains("ETA"),
+        "the bar was drawn again after the notice: {since_notice:?}"
+    );
+    let lines: Vec<&str> = since_notice
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let [.., summary, resume] = lines[..] else {
+        panic!("{since_notice:?}");
+    };
+    assert!(
+        summary.starts_with(&format!(
+            "timacct: import: {reached} of 1000 accounts done, "
+        )),
+        "{since_notice:?}"
+    );
+    assert_eq!(
+        resume,
+        format!(
+            "timacct: interrupted after {reached} of 1000 accounts; to continue, run the same command with --resume-from {reached}"
+        ),
+        "{since_notice:?}"
     );
 }
 

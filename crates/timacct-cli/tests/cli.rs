@@ -255,7 +255,7 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
 
 #[test]
 fn sig_gen_matches_the_official_vector_and_verify_explains() {
-    // Go master's token for the spec's demo key (usersig-vectors.json, profile "go").
+    // Go master's token for the spec's demo key (`crates/timacct-usersig/tests/data/usersig-vectors.json`, profile "go").
     let key = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
     let expected = "eAEArABT-3siVExTLnZlciI6IjIuMCIsIlRMUy5pZGVudGlmaWVyIjoieGlhb2p1biIsIlRMUy5zZGthcHBpZCI6MTQwMDAwMDAwMCwiVExTLmV4cGlyZSI6MTU1NTIwMDAsIlRMUy50aW1lIjoxNzAwMDAwMDAwLCJUTFMuc2lnIjoiTHZBN2QvSXc3Z1NzbnNrdlZ6QkRQT0NDRGJ1TkN3NEdId1RDMGJpcCtCND0ifQoBAAD--9-DMfw_";
     let out = Command::new(BIN)
@@ -342,4 +342,126 @@ fn bad_config_is_a_clear_startup_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad.toml") && err.contains("plan"), "{err}");
+}
+
+/// `timacct serve` with these extra arguments, run to its exit: (exit code, stderr).
+fn serve_fails(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("TIMACCT_CONFIG")
+        .env_remove("TIMACCT_DATA_DIR")
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn a_second_server_on_one_data_dir_is_refused_until_the_first_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = start(&data, None);
+    let pid = first.child.id();
+    let (code, err) = serve_fails(&["--data-dir".as_ref(), data.as_os_str()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&data.display().to_string()) && err.contains(&format!("pid {pid}")),
+        "the refusal names the directory and the holder: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // The OS releases the lock with the process, even after kill -9.
+    first.kill9();
+    let second = start(&data, None);
+    drop(second);
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_gets_one_line_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let (code, err) = serve_fails(&["--data-dir".as_ref(), file.as_os_str()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "timacct: the data directory {} is a file, not a directory: pass a --data-dir that is a directory or does not exist yet",
+            file.display()
+        )
+    );
+    // Below a file: the part of the path that is a file is named, once.
+    let below = file.join("data");
+    let (code, err) = serve_fails(&["--data-dir".as_ref(), below.as_os_str()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("a part of its path is a file"), "{err}");
+    assert!(!err.contains("os error"), "no raw OS error: {err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
+#[test]
+fn a_failing_start_up_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new").join("data");
+    let missing = dir.path().join("missing.toml");
+    let (code, err) = serve_fails(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--config".as_ref(),
+        missing.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("missing.toml"), "{err}");
+    // The OS error appears once, not once per layer of context.
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    // A start-up that fails after the directory was made (the port is taken) removes it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .env_remove("TIMACCT_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("new").exists(),
+        "nothing is left by a failed bind"
+    );
+    // A failure after the directory was made (its default key written, then the database
+    // cannot be reached) removes what this run created.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(["--database", "postgres://nobody@127.0.0.1:1/none"])
+        .env_remove("TIMACCT_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("new").exists(),
+        "nothing is left behind by a failed start"
+    );
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 0, "{entries:?}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // Every subcommand is offered.
+        for sub in ["serve", "sig", "import", "check", "delete", "completions"] {
+            assert!(text.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -5,9 +5,11 @@
 //! under the client's pacing and retries; results come out in input order whatever order the
 //! batches finish in, so "the first N results" is always a valid place to resume from. A job
 //! that cannot go on (the key is wrong, the service is down past every retry, the API is not
-//! available) ends with [`Stopped::Failed`]; one asked to stop ([`CancelFlag`]) lets the batches
-//! in flight finish and ends with [`Stopped::Cancelled`]. Either way `processed` says how many
-//! input items have a result.
+//! available) ends with [`Stopped::Failed`]; one asked to stop ([`CancelFlag`]) sends nothing
+//! more (not even the batches already waiting for their pacing slot), lets the batches already
+//! sent finish and ends with [`Stopped::Cancelled`]. Either way `processed` says how many input
+//! items have a result: exactly the first `processed` items are done, and resuming from there
+//! loses none.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -24,6 +26,7 @@ use timacct_proto::{
     AccountListEntry, AccountStatus, Api, KickRequest, MultiAccountImportRequest, OnlineResultItem,
     QueryOnlineStatusRequest, UserIdItem, MAX_BATCH, MAX_ONLINE_BATCH,
 };
+use tokio::sync::Notify;
 
 use crate::client::Client;
 use crate::error::Error;
@@ -46,9 +49,18 @@ pub struct Progress {
 }
 
 /// A stop request shared between a job and whoever may want it stopped (e.g. a Ctrl-C
-/// handler). Stopping is cooperative: no new batch starts, the ones in flight finish.
+/// handler). Once it is raised no batch is sent any more, not even one already waiting for its
+/// pacing slot; the batches already sent finish (their retries included), so that every
+/// account sent gets its result.
 #[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+pub struct CancelFlag(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    raised: AtomicBool,
+    /// Wakes whoever awaits [`CancelFlag::cancelled`].
+    raised_now: Notify,
+}
 
 impl CancelFlag {
     /// A flag not yet raised.
@@ -56,14 +68,27 @@ impl CancelFlag {
         CancelFlag::default()
     }
 
-    /// Ask the jobs watching this flag to stop after their batches in flight.
+    /// Ask the jobs watching this flag to stop once the batches already sent are answered.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.raised.store(true, Ordering::SeqCst);
+        self.0.raised_now.notify_waiters();
     }
 
     /// Whether [`CancelFlag::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.raised.load(Ordering::SeqCst)
+    }
+
+    /// Wait until [`CancelFlag::cancel`] is called (at once if it already was).
+    pub async fn cancelled(&self) {
+        let raised_now = self.0.raised_now.notified();
+        let mut raised_now = std::pin::pin!(raised_now);
+        // Registered before the check, so a `cancel` between the two is not missed.
+        raised_now.as_mut().enable();
+        if self.is_cancelled() {
+            return;
+        }
+        raised_now.await;
     }
 }
 
@@ -76,7 +101,7 @@ pub struct BulkOptions {
     pub concurrency: usize,
     /// Told after each batch how far the job has got.
     pub progress: Option<ProgressCallback>,
-    /// Raised to stop the job after the batches in flight.
+    /// Raised to stop the job: nothing more is sent, the batches already sent finish.
     pub cancel: CancelFlag,
 }
 
@@ -139,7 +164,8 @@ pub struct ItemFailure {
 /// Why a job ended before its last item.
 #[derive(Debug, thiserror::Error)]
 pub enum Stopped {
-    /// [`CancelFlag::cancel`] was called; the batches in flight finished.
+    /// [`CancelFlag::cancel`] was called; the batches already sent finished, the others were
+    /// never sent.
     #[error("stopped on request after {processed} of {total} accounts")]
     Cancelled {
         /// Input items with a result: resume from here.
@@ -195,7 +221,8 @@ fn stops_the_job(error: &Error) -> bool {
 }
 
 type ItemOutcomes<T> = Vec<Result<T, ItemFailure>>;
-type BatchFuture<T> = Pin<Box<dyn Future<Output = Result<ItemOutcomes<T>, Error>> + Send>>;
+/// One batch's call: `Ok(None)` when the job was cancelled before the batch was sent.
+type BatchFuture<T> = Pin<Box<dyn Future<Output = Result<Option<ItemOutcomes<T>>, Error>> + Send>>;
 
 impl Client {
     /// Import any number of accounts with `multiaccount_import`, 100 per call.
@@ -220,7 +247,7 @@ impl Client {
             |a| a.user_id.clone(),
             MAX_BATCH,
             options,
-            move |batch: Vec<AccountListEntry>| {
+            move |batch: Vec<AccountListEntry>, cancel: CancelFlag| {
                 let client = client.clone();
                 Box::pin(async move {
                     let ids: Vec<String> = batch.iter().map(|a| a.user_id.clone()).collect();
@@ -235,29 +262,35 @@ impl Client {
                             account_list: None,
                         }
                     };
-                    let (response, random) = client
-                        .call_traced::<_, timacct_proto::MultiAccountImportResponse>(
+                    let Some((response, random)) = client
+                        .call_unless_cancelled::<_, timacct_proto::MultiAccountImportResponse>(
                             timacct_proto::Api::MultiAccountImport,
                             &request,
+                            &cancel,
                         )
-                        .await?;
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
                     let failed: HashSet<&str> =
                         response.fail_accounts.iter().map(String::as_str).collect();
-                    Ok(ids
-                        .iter()
-                        .map(|id| {
-                            if failed.contains(id.as_str()) {
-                                Err(ItemFailure {
-                                    code: None,
-                                    info: "listed in FailAccounts (the service gives no reason)"
-                                        .to_owned(),
-                                    random: Some(random),
-                                })
-                            } else {
-                                Ok(())
-                            }
-                        })
-                        .collect())
+                    Ok(Some(
+                        ids.iter()
+                            .map(|id| {
+                                if failed.contains(id.as_str()) {
+                                    Err(ItemFailure {
+                                        code: None,
+                                        info:
+                                            "listed in FailAccounts (the service gives no reason)"
+                                                .to_owned(),
+                                        random: Some(random),
+                                    })
+                                } else {
+                                    Ok(())
+                                }
+                            })
+                            .collect(),
+                    ))
                 })
             },
         )
@@ -325,12 +358,17 @@ impl Client {
             String::clone,
             MAX_BATCH,
             options,
-            move |batch: Vec<String>| {
+            move |batch: Vec<String>, cancel: CancelFlag| {
                 let client = client.clone();
                 Box::pin(async move {
                     let body = request(user_id_items(&batch));
-                    let (response, random) = client.call_traced::<_, Resp>(api, &body).await?;
-                    Ok(per_item(&batch, results(response), random))
+                    let Some((response, random)) = client
+                        .call_unless_cancelled::<_, Resp>(api, &body, &cancel)
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(Some(per_item(&batch, results(response), random)))
                 })
             },
         )
@@ -344,7 +382,7 @@ impl Client {
             String::clone,
             1,
             options,
-            move |batch: Vec<String>| {
+            move |batch: Vec<String>, cancel: CancelFlag| {
                 let client = client.clone();
                 Box::pin(async move {
                     let mut outcomes = Vec::with_capacity(batch.len());
@@ -353,10 +391,24 @@ impl Client {
                             user_id: Some(id),
                             identifier: None,
                         };
-                        client.kick(&request).await?;
+                        if outcomes.is_empty() {
+                            let sent = client
+                                .call_unless_cancelled::<_, timacct_proto::Envelope>(
+                                    Api::Kick,
+                                    &request,
+                                    &cancel,
+                                )
+                                .await?;
+                            if sent.is_none() {
+                                return Ok(None);
+                            }
+                        } else {
+                            // Part of the batch is sent: the rest goes too.
+                            client.kick(&request).await?;
+                        }
                         outcomes.push(Ok(()));
                     }
-                    Ok(outcomes)
+                    Ok(Some(outcomes))
                 })
             },
         )
@@ -376,7 +428,7 @@ impl Client {
             String::clone,
             MAX_ONLINE_BATCH,
             options,
-            move |batch: Vec<String>| {
+            move |batch: Vec<String>, cancel: CancelFlag| {
                 let client = client.clone();
                 Box::pin(async move {
                     let request = QueryOnlineStatusRequest {
@@ -384,32 +436,38 @@ impl Client {
                         is_need_detail: detail.then_some(1),
                         ..QueryOnlineStatusRequest::default()
                     };
-                    let (response, random) = client
-                        .call_traced::<_, timacct_proto::QueryOnlineStatusResponse>(
+                    let Some((response, random)) = client
+                        .call_unless_cancelled::<_, timacct_proto::QueryOnlineStatusResponse>(
                             timacct_proto::Api::QueryOnlineStatus,
                             &request,
+                            &cancel,
                         )
-                        .await?;
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
                     let mut found = group_by(response.query_result, |r| r.to_account.clone());
                     let mut errors = group_by(response.error_list, |r| r.to_account.clone());
-                    Ok(batch
-                        .iter()
-                        .map(|id| {
-                            if let Some(r) = take(&mut found, id) {
-                                Ok(r)
-                            } else if let Some(e) = take(&mut errors, id) {
-                                Err(ItemFailure {
-                                    code: Some(e.error_code),
-                                    info: timacct_proto::ErrorCode::from_code(e.error_code)
-                                        .map(|c| c.default_info().to_owned())
-                                        .unwrap_or_default(),
-                                    random: Some(random),
-                                })
-                            } else {
-                                Err(missing(random))
-                            }
-                        })
-                        .collect())
+                    Ok(Some(
+                        batch
+                            .iter()
+                            .map(|id| {
+                                if let Some(r) = take(&mut found, id) {
+                                    Ok(r)
+                                } else if let Some(e) = take(&mut errors, id) {
+                                    Err(ItemFailure {
+                                        code: Some(e.error_code),
+                                        info: timacct_proto::ErrorCode::from_code(e.error_code)
+                                            .map(|c| c.default_info().to_owned())
+                                            .unwrap_or_default(),
+                                        random: Some(random),
+                                    })
+                                } else {
+                                    Err(missing(random))
+                                }
+                            })
+                            .collect(),
+                    ))
                 })
             },
         )
@@ -478,8 +536,9 @@ struct Batch<I> {
     items: Vec<I>,
 }
 
-/// A finished batch: its offset in the input, its UserIDs, and what became of them.
-type BatchDone<T> = (usize, Vec<String>, Result<ItemOutcomes<T>, Error>);
+/// A finished batch: its offset in the input, its UserIDs, and what became of them (`Ok(None)`:
+/// cancelled before it was sent).
+type BatchDone<T> = (usize, Vec<String>, Result<Option<ItemOutcomes<T>>, Error>);
 
 /// What the stream of results remembers between items.
 struct Driver<T> {
@@ -489,6 +548,10 @@ struct Driver<T> {
     failed: usize,
     total: usize,
     finished: bool,
+    /// A batch was cancelled before it was sent: the batches after it are still awaited
+    /// (those already sent get their answer) but their results are not reported, so that
+    /// `done` stays the count of the leading items with a result.
+    cut: bool,
     halt: CancelFlag,
     progress: Option<ProgressCallback>,
 }
@@ -505,7 +568,7 @@ fn run<I, T, F>(
 where
     I: Send + 'static,
     T: Send + 'static,
-    F: Fn(Vec<I>) -> BatchFuture<T> + Send + Sync + 'static,
+    F: Fn(Vec<I>, CancelFlag) -> BatchFuture<T> + Send + Sync + 'static,
 {
     let total = items.len();
     let mut batches = Vec::with_capacity(total.div_ceil(batch_size.max(1)));
@@ -519,10 +582,13 @@ where
         offset += len;
     }
     // Raised by the caller (cancel) or by the job itself (a batch that stops it); checked
-    // each time a batch is about to start, so nothing new starts once it is up.
+    // each time a batch is about to start, so nothing new starts once it is up. A batch
+    // already started but still waiting for its pacing slot also watches the caller's flag,
+    // and is then never sent.
     let halt = CancelFlag::new();
     let cancel = options.cancel.clone();
     let gate = halt.clone();
+    let watched = options.cancel;
     let call = Arc::new(call);
     let results = stream::iter(
         batches
@@ -531,8 +597,9 @@ where
     )
     .map(move |batch| {
         let call = Arc::clone(&call);
+        let cancel = watched.clone();
         async move {
-            let outcome = call(batch.items).await;
+            let outcome = call(batch.items, cancel).await;
             (batch.offset, batch.ids, outcome)
         }
     })
@@ -544,6 +611,7 @@ where
         failed: 0,
         total,
         finished: false,
+        cut: false,
         halt,
         progress: options.progress,
     };
@@ -556,7 +624,10 @@ where
                 return None;
             }
             match d.batches.next().await {
-                Some((offset, ids, Ok(outcomes))) => {
+                // Answered, but after a batch that was never sent: not reportable in order.
+                Some(_) if d.cut => {}
+                Some((_, _, Ok(None))) => d.cut = true,
+                Some((offset, ids, Ok(Some(outcomes)))) => {
                     let mut outcomes = outcomes.into_iter();
                     for (i, user_id) in ids.into_iter().enumerate() {
                         let outcome = outcomes.next().unwrap_or(Err(ItemFailure {

@@ -16,6 +16,7 @@ use timacct_proto::{
     QueryOnlineStatusResponse,
 };
 
+use crate::bulk::CancelFlag;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::pacing::{Pacer, RateLimits};
@@ -305,15 +306,54 @@ impl Client {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        let body = encode(api, request)?;
+        self.attempts(api, body, false).await
+    }
+
+    /// [`Client::call_traced`] unless `cancel` is raised before the call's pacing slot comes:
+    /// then nothing is sent and the answer is `Ok(None)`. Once the first attempt is sent the
+    /// call runs to its end, retries included, so that what was sent gets an answer.
+    ///
+    /// A slot given up this way stays spent: pacing errs on the slow side.
+    pub(crate) async fn call_unless_cancelled<Req, Resp>(
+        &self,
+        api: Api,
+        request: &Req,
+        cancel: &CancelFlag,
+    ) -> Result<Option<(Resp, u32)>, Error>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let body = encode(api, request)?;
+        tokio::select! {
+            // A stop and the slot at once: the stop wins.
+            biased;
+            () = cancel.cancelled() => return Ok(None),
+            () = self.inner.pacer.acquire(api) => {}
+        }
+        self.attempts(api, body, true).await.map(Some)
+    }
+
+    /// Every attempt of one call, each paced (the first one not when `first_paced`: its
+    /// caller already waited for its slot).
+    async fn attempts<Resp>(
+        &self,
+        api: Api,
+        body: Bytes,
+        first_paced: bool,
+    ) -> Result<(Resp, u32), Error>
+    where
+        Resp: DeserializeOwned,
+    {
         let inner = &self.inner;
-        let body = Bytes::from(
-            serde_json::to_vec(request).map_err(|source| Error::Encode { api, source })?,
-        );
         let max_attempts = inner.retry.max_attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            inner.pacer.acquire(api).await;
+            if attempt > 1 || !first_paced {
+                inner.pacer.acquire(api).await;
+            }
             // A fresh `random` per attempt: each HTTP request can be traced on its own.
             let random: u32 = rand::random();
             let error = match self.attempt(api, body.clone(), random).await {
@@ -455,6 +495,13 @@ impl Client {
             since: Instant::now(),
         };
     }
+}
+
+/// The JSON body of a call.
+fn encode<Req: Serialize + ?Sized>(api: Api, request: &Req) -> Result<Bytes, Error> {
+    serde_json::to_vec(request)
+        .map(Bytes::from)
+        .map_err(|source| Error::Encode { api, source })
 }
 
 fn api_error(api: Api, envelope: Envelope, random: u32) -> Error {

@@ -1,4 +1,4 @@
-//! Where calls go: Tencent's regional hosts (tencent-chat-api.md §1.2) or any base URL.
+//! Where calls go: Tencent's regional hosts (`docs/protocol.md` §2.1) or any base URL.
 
 use std::fmt;
 use std::str::FromStr;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 /// Calls per second the client allows itself, per API.
 ///
-/// The default is Tencent's documented per-app limits (tencent-chat-api.md §9):
+/// The default is Tencent's documented per-app limits (`docs/protocol.md` §8):
 /// `account_import`, `kick` and `query_online_status` 200/s; `multiaccount_import`,
 /// `account_check` and `account_delete` 100/s. Calls are spaced evenly at the rate, which
 /// never exceeds it in any one-second window, whatever window the service counts in.

@@ -766,6 +766,92 @@ async fn cancel_lets_the_batch_in_flight_finish_and_says_how_far_it_got() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_sends_none_of_the_batches_still_waiting_for_their_pace() {
+    let server = real_server(ServerLimits::Tencent).await;
+    // Two calls per second: the whole job (10 batches) would take five seconds, and with
+    // four batches in flight three or four are always waiting for their slot.
+    let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
+        .rate_limits(RateLimits::documented().with(Api::MultiAccountImport, 2.0))
+        .build()
+        .unwrap();
+    let cancel = CancelFlag::new();
+    let flag = cancel.clone();
+    // From outside the job, as a Ctrl-C handler would: the job is then asleep waiting for
+    // pacing slots, and must wake up to the cancel rather than sleep on into them.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        flag.cancel();
+    });
+    let options = BulkOptions {
+        concurrency: 4,
+        progress: None,
+        cancel,
+    };
+    let ids = user_ids("paced-cancel-", 1000);
+    let accounts = ids.iter().map(|id| entry(id, None, None)).collect();
+    let job = collect(c.import_accounts(accounts, ImportShape::Accounts, options));
+    let (items, stop) = tokio::time::timeout(Duration::from_secs(20), job)
+        .await
+        .expect("the job ends soon after the cancel");
+    let Some(Stopped::Cancelled { processed, total }) = stop else {
+        panic!("{stop:?}");
+    };
+    assert_eq!(total, 1000);
+    // Slots at 0, 0.5, 1.0 s come before the cancel (one more if the cancel is late on a
+    // busy machine); the three or four batches waiting for later slots were not sent.
+    assert_eq!(processed % 100, 0, "{processed}");
+    assert!(
+        processed <= 500,
+        "batches waiting for their pace were sent: {processed}"
+    );
+    assert_eq!(items.len(), processed);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!((item.index, &item.user_id), (i, &ids[i]));
+        assert_eq!(item.outcome, Ok(()), "{item:?}");
+    }
+    // The server agrees: exactly the first `processed` accounts were imported, nothing
+    // beyond them was sent.
+    let checker = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
+        .rate_limits(RateLimits::unlimited())
+        .build()
+        .unwrap();
+    let (checked, stop) =
+        collect(checker.check_accounts(ids.clone(), BulkOptions::default())).await;
+    assert!(stop.is_none(), "{stop:?}");
+    assert_eq!(checked.len(), 1000);
+    for (i, item) in checked.iter().enumerate() {
+        let expected = if i < processed {
+            AccountStatus::Imported
+        } else {
+            AccountStatus::NotImported
+        };
+        assert_eq!(item.outcome, Ok(expected), "{i} of {processed}");
+    }
+    assert_eq!(c.stats().requests, (processed / 100) as u64);
+}
+
+#[tokio::test]
+async fn a_cancel_flag_wakes_whoever_awaits_it() {
+    let flag = CancelFlag::new();
+    let waiter = tokio::spawn({
+        let flag = flag.clone();
+        async move { flag.cancelled().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    flag.cancel();
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    // Once raised, it stays raised.
+    tokio::time::timeout(Duration::from_secs(5), flag.cancelled())
+        .await
+        .unwrap();
+    assert!(flag.is_cancelled());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_stops_the_job_at_the_first_batch() {
     let server = real_server(ServerLimits::Tencent).await;
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, "not-the-key")

@@ -358,7 +358,7 @@ mod tests {
         }
     }
 
-    /// The seed sample of `../shared/spec/seed-samples.md`, request and response, key order
+    /// The seed sample of `docs/protocol.md` §6.7 (account_check), request and response, key order
     /// included (the sample's spaces after `:` are insignificant and dropped here).
     #[test]
     fn the_seed_sample_goes_through_the_fast_path_exactly() {

@@ -1,5 +1,5 @@
 //! Who may call: the query-string checks and the admin UserSig checks, in the order the
-//! contract fixes (`DECISIONS.md`).
+//! contract fixes (`docs/protocol.md` §3).
 
 use timacct_proto::{Api, ApiError, ApiQuery, ErrorCode};
 use timacct_usersig::{ExpectUserbuf, VerifyError};

@@ -11,12 +11,14 @@ use timacct_proto::Api;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    // The OS error is part of the message and deliberately not a `source()`: a chain
+    // printer (anyhow's `{:#}`) would print it twice.
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// What went wrong.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML of the expected form.
     #[error("{path}: {message}")]
@@ -212,9 +214,9 @@ impl Config {
 
     /// Read and parse a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Config::parse(&text, &path.display().to_string())
     }
@@ -228,9 +230,9 @@ pub const DEFAULT_SDKAPPID: u32 = 1_400_000_000;
 /// across restarts.
 pub fn default_app(data_dir: &Path) -> Result<AppConfig, ConfigError> {
     let path = data_dir.join("default-app.key");
-    let io = |source| ConfigError::Io {
+    let io = |error| ConfigError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let key = match std::fs::read_to_string(&path) {
         Ok(k) if !k.trim().is_empty() => k,

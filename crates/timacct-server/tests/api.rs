@@ -1,5 +1,6 @@
 //! The account API's contract, pinned over real HTTP against the real server and a real
-//! SQLite file: `shared/spec/DECISIONS.md` row by row, and the seed samples byte for byte.
+//! SQLite file: the decisions of `docs/protocol.md` (§10 and the sections it points to) row by
+//! row, and the seed samples (§6.7) byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -28,7 +29,7 @@ const FAIL_NONE: &str = r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","Fa
 const ENVELOPE_OK: &str = r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}"#;
 
 // ---------------------------------------------------------------------------------------
-// Seed samples (seed-samples.md): exact bytes, key order included.
+// Seed samples (`docs/protocol.md` §6.7): exact bytes, key order included.
 // ---------------------------------------------------------------------------------------
 
 const SEED_APP: u32 = 88_888_888;

@@ -3,7 +3,7 @@
 //! strings, wrong methods, input that is not HTTP at all, every single-bit flip of a valid
 //! UserSig, zlib bombs, and slow or stalled headers.
 //!
-//! Each class asserts the exact code DECISIONS.md gives it, that the answer is the JSON
+//! Each class asserts the exact code `docs/protocol.md` gives it, that the answer is the JSON
 //! envelope (HTTP 200, or 405 for a wrong method; never a 5xx, a dropped connection or a bare
 //! error page), and that stored data is exactly as it was. Every test starts from the same
 //! accounts (`KNOWN` imported with a Nick, `ABSENT` not) and, wherever a hostile request
@@ -863,7 +863,7 @@ async fn bytes_that_are_not_http_get_60002_and_change_nothing() {
 // UserSigs: every bit flipped, and zlib bombs
 // ---------------------------------------------------------------------------------------
 
-/// The code DECISIONS.md gives a UserSig verification result.
+/// The code `docs/protocol.md` (§3) gives a UserSig verification result.
 fn expected_code(result: &Result<timacct_usersig::DecodedUserSig, VerifyError>) -> u64 {
     match result {
         Ok(_) => 0,

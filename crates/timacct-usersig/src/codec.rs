@@ -25,7 +25,7 @@ pub(crate) const STD_LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Encode bytes in Tencent's base64 variant: standard base64 with padding, then `+`→`*`,
-/// `/`→`-`, `=`→`_` (usersig.md §3.2).
+/// `/`→`-`, `=`→`_` (`docs/protocol.md` §4.2).
 ///
 /// This is *not* RFC 4648 base64url; using base64url here yields tokens Tencent rejects.
 pub fn tencent_b64_encode(bytes: &[u8]) -> String {

@@ -1,4 +1,4 @@
-//! Reading a token and checking it (the recommended verifier of usersig.md §4.4).
+//! Reading a token and checking it (the recommended verifier of `docs/protocol.md` §4.4).
 
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq as _;
@@ -127,7 +127,7 @@ pub fn decode(usersig: &str) -> Result<DecodedUserSig, VerifyError> {
 
 /// Check a token fully, for a given application, key, user and moment.
 ///
-/// Order (usersig.md §4.4): decode, version, fields and types, then sdkappid, identifier,
+/// Order (`docs/protocol.md` §4.4): decode, version, fields and types, then sdkappid, identifier,
 /// expiry (`now > time + expire` is [`VerifyError::Expired`]; the boundary second is still
 /// valid), userbuf per `expect`, and last the HMAC, compared in constant time. The cheap
 /// mismatches come first so the reported reason is the most useful one, as in Go.

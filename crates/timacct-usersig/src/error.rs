@@ -2,7 +2,7 @@
 
 /// Why a UserSig was rejected.
 ///
-/// The reason texts follow the recommended verifier of usersig.md §4.4, which reuses the Go
+/// The reason texts follow the recommended verifier of `docs/protocol.md` §4.4, which reuses the Go
 /// library's strings where the cases overlap, so logs read the same as Tencent's own tools.
 /// The server turns these into Tencent error codes (70001, 70003, 70009, ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! Making tokens, byte-identical to the Go master library (usersig.md §1.2, §3.1).
+//! Making tokens, byte-identical to the Go master library (`docs/protocol.md` §4.2, §4.3).
 
 use std::fmt;
 use std::io::Write as _;
@@ -52,7 +52,7 @@ impl UserSigGenerator {
     /// A generator with Go-master framing ([`Framing::Stored`]).
     ///
     /// The key is trimmed of surrounding whitespace: a copy-pasted key with a stray newline
-    /// would otherwise change every HMAC and the service would answer 70009 (pitfall §6.2).
+    /// would otherwise change every HMAC and the service would answer 70009 (`docs/protocol.md` §4.3).
     pub fn new(sdkappid: u64, key: &str) -> Self {
         Self {
             sdkappid,
@@ -129,7 +129,7 @@ impl UserSigGenerator {
     ///
     /// Every field is always written. Go master's `omitempty` drops zero values (expire 0,
     /// an empty userbuf) while still signing them, which makes tokens no strict verifier
-    /// accepts (pitfall §6.6); we keep such tokens verifiable instead.
+    /// accepts (`docs/protocol.md` §4.4); we keep such tokens verifiable instead.
     fn token(&self, identifier: &str, expire: i64, now: i64, userbuf: Option<&[u8]>) -> String {
         let userbuf_b64 = userbuf.map(|bytes| STANDARD.encode(bytes));
         let content = sign_content(
@@ -159,7 +159,7 @@ impl UserSigGenerator {
     }
 }
 
-/// The PrivateMapKey userbuf (usersig.md §1.3), all integers big-endian.
+/// The PrivateMapKey userbuf (`docs/protocol.md` §4.3), all integers big-endian.
 ///
 /// Layout: cVer (u8: 0, or 1 with a string room id), wAccountLen (u16, bytes) + account,
 /// dwSdkAppid, dwAuthID (`room_id`), dwExpTime (absolute unix time), dwPrivilegeMap,

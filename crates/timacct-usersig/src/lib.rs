@@ -1,5 +1,5 @@
 //! TLSSigAPIv2 UserSigs: generate them and check them, byte-compatible with Tencent's official
-//! libraries (see `shared/spec/usersig.md`).
+//! libraries (see `docs/protocol.md` §4, "UserSig").
 //!
 //! A UserSig is `tencent_base64(zlib(json))`, where the JSON carries the identity fields and
 //! `TLS.sig`, an HMAC-SHA256 over a fixed text built from those fields. Only that text is

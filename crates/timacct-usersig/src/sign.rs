@@ -1,4 +1,4 @@
-//! The signed text and its HMAC: the only canonical part of a UserSig (usersig.md §2).
+//! The signed text and its HMAC: the only canonical part of a UserSig (`docs/protocol.md` §4.1).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Conformance against the shared spec vectors (`shared/spec/usersig-vectors.json`, produced by
-//! running the official libraries), plus the verifier's handling of hostile and odd tokens.
+//! Conformance against the UserSig vectors in `tests/data/usersig-vectors.json` (produced by
+//! running the official libraries; see `docs/protocol.md` §4.5), plus the verifier's handling
+//! of hostile and odd tokens.
 
 use std::io::Write as _;
 
@@ -16,16 +17,16 @@ use timacct_usersig::{
 
 const VECTORS_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/spec/usersig-vectors.json"
+    "/tests/data/usersig-vectors.json"
 );
 
-/// The demo key and SDKAppID every official repository uses (usersig.md §5).
+/// The demo key and SDKAppID every official repository uses (`docs/protocol.md` §4.5).
 const DEMO_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 const DEMO_SDKAPPID: u64 = 1_400_000_000;
 const NOW: i64 = 1_700_000_000;
 const EXPIRE: i64 = 15_552_000;
 
-/// One conformance vector, read field by field from the spec file.
+/// One conformance vector, read field by field from the vectors file.
 struct Vector {
     label: String,
     profile: String,
@@ -50,11 +51,10 @@ impl Vector {
     }
 }
 
-/// The spec file's key and SDKAppID plus its vectors. Panics (never skips) if the file is gone.
+/// The vectors file's key and SDKAppID plus its vectors. Panics (never skips) if the file is gone.
 fn spec() -> (String, u64, Vec<Vector>) {
-    let text = std::fs::read_to_string(VECTORS_PATH).unwrap_or_else(|e| {
-        panic!("the spec vectors must be present at {VECTORS_PATH} (shared/ beside the repo): {e}")
-    });
+    let text = std::fs::read_to_string(VECTORS_PATH)
+        .unwrap_or_else(|e| panic!("the UserSig vectors must be present at {VECTORS_PATH}: {e}"));
     let root: Value = serde_json::from_str(&text).expect("vectors file is JSON");
     let key = root["key"].as_str().expect("key").to_owned();
     let sdkappid = root["sdkappid"].as_u64().expect("sdkappid");
@@ -925,7 +925,7 @@ fn escaped_identifier_is_unescaped_before_comparing() {
 
 #[test]
 fn escaped_slashes_in_sig_and_userbuf_are_unescaped_before_signing() {
-    // As PHP's json_encode writes them (usersig.md §1.2).
+    // As PHP's json_encode writes them (`docs/protocol.md` §4.2).
     let userbuf = "AAAHeGlhb2p1blNyTgAAACcQZkE/AAAAAP8AAAAA";
     let sig = hmac_b64(
         DEMO_KEY,
