@@ -215,7 +215,7 @@ fn auth_cost(sdkappid: u32, key: String, rps: f64) -> anyhow::Result<()> {
         std::sync::Arc::new(store),
     );
     let gen = timacct_usersig::UserSigGenerator::new(u64::from(sdkappid), &key);
-    let now = timacct_server::unix_now();
+    let now = timacct_proto::unix_now();
     let query = |sig: &str| {
         format!(
             "sdkappid={sdkappid}&identifier=administrator&usersig={sig}&random=1&contenttype=json"

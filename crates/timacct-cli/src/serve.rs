@@ -247,7 +247,7 @@ fn print_default_app(app: &timacct_server::AppConfig, scheme: &str, addr: Socket
     let sig = UserSigGenerator::new(u64::from(app.sdkappid), app.key.expose()).gen(
         admin,
         180 * 86_400,
-        timacct_server::unix_now(),
+        timacct_proto::unix_now(),
     );
     println!("No --config given: serving the default app.");
     println!("  SDKAppID: {}", app.sdkappid);

@@ -55,7 +55,7 @@ pub struct VerifyArgs {
 }
 
 fn now() -> i64 {
-    timacct_server::unix_now()
+    timacct_proto::unix_now()
 }
 
 pub fn run(cmd: SigCommand) -> ExitCode {

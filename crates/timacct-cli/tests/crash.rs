@@ -61,7 +61,7 @@ fn usersig() -> String {
     timacct_usersig::UserSigGenerator::new(u64::from(APP), KEY).gen(
         ADMIN,
         86_400,
-        timacct_server::unix_now(),
+        timacct_proto::unix_now(),
     )
 }
 

@@ -22,8 +22,11 @@ pub enum Api {
 }
 
 impl Api {
+    /// How many APIs there are: the size of every per-API table ([`PerApi`]).
+    pub const COUNT: usize = 6;
+
     /// Every API, in a fixed order (used to index per-API tables).
-    pub const ALL: [Api; 6] = [
+    pub const ALL: [Api; Api::COUNT] = [
         Api::AccountImport,
         Api::MultiAccountImport,
         Api::AccountCheck,
@@ -85,6 +88,47 @@ impl Api {
     /// Index into [`Api::ALL`].
     pub const fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// One value per API: the table that rate limits, metrics and client pacing all keep, so
+/// that adding an API to [`Api`] is the only edit a new API needs there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerApi<T>([T; Api::COUNT]);
+
+impl<T> PerApi<T> {
+    /// A table with `f(api)` for every API.
+    pub fn from_fn(mut f: impl FnMut(Api) -> T) -> Self {
+        PerApi(Api::ALL.map(&mut f))
+    }
+
+    /// Each API with its value, in [`Api::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Api, &T)> {
+        Api::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// A table of `f` applied to each value.
+    pub fn map<U>(&self, mut f: impl FnMut(Api, &T) -> U) -> PerApi<U> {
+        PerApi::from_fn(|api| f(api, &self[api]))
+    }
+}
+
+impl<T: Default> Default for PerApi<T> {
+    fn default() -> Self {
+        PerApi::from_fn(|_| T::default())
+    }
+}
+
+impl<T> std::ops::Index<Api> for PerApi<T> {
+    type Output = T;
+    fn index(&self, api: Api) -> &T {
+        &self.0[api.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Api> for PerApi<T> {
+    fn index_mut(&mut self, api: Api) -> &mut T {
+        &mut self.0[api.index()]
     }
 }
 

@@ -163,6 +163,34 @@ impl ApiError {
     }
 }
 
+/// An error that knows the Tencent code it is answered with. Every crate's error type
+/// implements it, so that the server turns any failure into the envelope in one place
+/// (`ApiError::from`), and the code of a failure is decided where the failure is defined.
+pub trait HasErrorCode: std::error::Error {
+    /// The code sent as `ErrorCode`.
+    fn error_code(&self) -> ErrorCode;
+
+    /// The `ErrorInfo` sent with it. By default the code's table text: an internal failure's
+    /// own message may carry details (paths, hosts) that are for the log, not the caller.
+    fn error_info(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.error_code().default_info())
+    }
+}
+
+impl<E: HasErrorCode> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let code = e.error_code();
+        if code == ErrorCode::Internal {
+            // The caller only learns "retry": the cause goes to the log, once, here.
+            tracing::error!(error = %e, "internal failure answered 70500");
+        }
+        ApiError {
+            code,
+            info: e.error_info(),
+        }
+    }
+}
+
 impl From<ErrorCode> for ApiError {
     fn from(code: ErrorCode) -> Self {
         ApiError::new(code)

@@ -14,7 +14,7 @@
 //! and the caller takes the general path, which stays the reference for every error and
 //! edge case. Tests check that both paths give the same bytes.
 
-use crate::MAX_USER_ID_BYTES;
+use crate::user_id::{is_user_id_byte, MAX_USER_ID_BYTES};
 
 /// JSON's insignificant whitespace (RFC 8259 §2).
 fn is_ws(b: u8) -> bool {
@@ -30,11 +30,13 @@ const REFUSE: u8 = 2;
 static STRING_BYTE: [u8; 256] = {
     let mut table = [PLAIN; 256];
     let mut b = 0;
-    while b < 0x20 {
-        table[b] = REFUSE;
+    while b < 256 {
+        // The UserID rule itself, so that the scanner cannot drift from it.
+        if !is_user_id_byte(b as u8) {
+            table[b] = REFUSE;
+        }
         b += 1;
     }
-    table[0x7f] = REFUSE;
     table[b'\\' as usize] = REFUSE;
     table[b'"' as usize] = QUOTE;
     table

@@ -11,9 +11,11 @@ mod error;
 pub mod fast;
 mod request;
 mod response;
+mod time;
+mod user_id;
 
-pub use api::{Api, ApiQuery, QueryError};
-pub use error::{ApiError, ErrorCode};
+pub use api::{Api, ApiQuery, PerApi, QueryError};
+pub use error::{ApiError, ErrorCode, HasErrorCode};
 pub use request::{
     parse_body, AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, AccountListEntry,
     KickRequest, MultiAccountImportRequest, QueryOnlineStatusRequest, UserIdItem,
@@ -23,14 +25,14 @@ pub use response::{
     Envelope, MultiAccountImportResponse, OnlineDetail, OnlineErrorItem, OnlineResultItem,
     QueryOnlineStatusResponse,
 };
+pub use time::unix_now;
+pub use user_id::{is_user_id_byte, validate_user_id, UserId, UserIdError, MAX_USER_ID_BYTES};
 
 /// The most accounts one batch call may name (`multiaccount_import`, `account_check`,
 /// `account_delete`), as documented on every batch API's page.
 pub const MAX_BATCH: usize = 100;
 /// The most accounts one `query_online_status` call may name.
 pub const MAX_ONLINE_BATCH: usize = 500;
-/// A UserID is at most 32 bytes of UTF-8.
-pub const MAX_USER_ID_BYTES: usize = 32;
 /// `Nick` and `FaceUrl` are profile fields limited to 500 bytes (error 40601 beyond).
 pub const MAX_PROFILE_FIELD_BYTES: usize = 500;
 /// The exact per-item `ResultInfo` Tencent returns for a missing account in `account_delete`.

@@ -4,7 +4,9 @@
 use timacct_proto::{Api, ApiError, ApiQuery, ErrorCode};
 use timacct_usersig::{ExpectUserbuf, VerifyError};
 
-use crate::state::{unix_now, App, AppState, VerifiedSig};
+use timacct_proto::unix_now;
+
+use crate::state::{App, AppState, VerifiedSig};
 
 /// Check a call's query string and signature; on success, the app it acts on.
 pub(crate) fn authenticate<'s>(
@@ -32,8 +34,7 @@ pub(crate) fn authenticate<'s>(
                 identifier,
                 now,
                 ExpectUserbuf::Any,
-            )
-            .map_err(sig_error)?;
+            )?;
             // Checked before caching, so a cached sig has passed it too.
             if let Some(max) = state.inner.limits.max_usersig_age {
                 if i128::from(decoded.expire) > i128::from(max) {
@@ -57,7 +58,7 @@ pub(crate) fn authenticate<'s>(
         }
     };
     if i128::from(now) > expires_at {
-        return Err(sig_error(VerifyError::Expired));
+        return Err(VerifyError::Expired.into());
     }
     if !app.is_admin(identifier) {
         let code = match api {
@@ -72,25 +73,6 @@ pub(crate) fn authenticate<'s>(
         ));
     }
     Ok(app)
-}
-
-fn sig_error(e: VerifyError) -> ApiError {
-    match e {
-        VerifyError::SdkAppIdMismatch => ApiError::new(ErrorCode::SdkAppIdMismatch),
-        VerifyError::IdentifierMismatch => ApiError::new(ErrorCode::IdentifierMismatch),
-        VerifyError::Expired => ApiError::new(ErrorCode::UserSigExpired),
-        VerifyError::SigMismatch
-        | VerifyError::UserbufMismatch
-        | VerifyError::UserbufTypeMismatch => ApiError::new(ErrorCode::UserSigVerifyFailed),
-        other => ApiError::with_info(
-            ErrorCode::UserSigIllegal,
-            format!(
-                "{} ({})",
-                ErrorCode::UserSigIllegal.default_info(),
-                other.reason()
-            ),
-        ),
-    }
 }
 
 impl AppState {

@@ -11,24 +11,16 @@ use timacct_proto::{
     Envelope, ErrorCode, MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
     ACCOUNT_NOT_EXIST_INFO, MAX_BATCH, MAX_PROFILE_FIELD_BYTES,
 };
-use timacct_store::{DeleteOutcome, ImportItem, ImportOutcome, StoreError, UserId};
+use timacct_store::{DeleteOutcome, ImportItem, ImportOutcome, UserId};
 
-use crate::state::{unix_now, App, AppState};
+use timacct_proto::unix_now;
+
+use crate::state::{App, AppState};
 
 type Reply = Result<Vec<u8>, ApiError>;
 
 fn to_json<T: Serialize>(body: &T) -> Reply {
     serde_json::to_vec(body).map_err(|e| ApiError::with_info(ErrorCode::Internal, e.to_string()))
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "store call failed");
-    ApiError::with_info(
-        ErrorCode::Internal,
-        // A connection lost during COMMIT leaves the outcome unknown, so this does not claim
-        // that nothing changed; retrying is safe because imports and deletes are idempotent.
-        "internal storage error; retry the request (retrying is safe)",
-    )
 }
 
 fn invalid(info: impl Into<Cow<'static, str>>) -> ApiError {
@@ -96,8 +88,7 @@ pub(crate) async fn account_import(state: &AppState, app: &App, body: &[u8]) -> 
             vec![item],
             app.import_policy(unix_now()),
         )
-        .await
-        .map_err(store_error)?;
+        .await?;
     match outcome.first() {
         Some(ImportOutcome::Created | ImportOutcome::Updated) => to_json(&Envelope::ok()),
         Some(ImportOutcome::LimitReached) => Err(limit_error(app)),
@@ -161,8 +152,7 @@ pub(crate) async fn multiaccount_import(state: &AppState, app: &App, body: &[u8]
             .inner
             .store
             .import(app.config.sdkappid, items, app.import_policy(unix_now()))
-            .await
-            .map_err(store_error)?
+            .await?
     };
     let mut last_ok: HashMap<&str, bool> = HashMap::with_capacity(entries.len());
     for ((raw, _, _), slot) in entries.iter().zip(&applied) {
@@ -212,12 +202,7 @@ pub(crate) async fn account_check(state: &AppState, app: &App, body: &[u8]) -> R
     let found = if valid.is_empty() {
         Vec::new()
     } else {
-        state
-            .inner
-            .store
-            .check(app.config.sdkappid, valid)
-            .await
-            .map_err(store_error)?
+        state.inner.store.check(app.config.sdkappid, valid).await?
     };
     let items = req
         .check_item
@@ -249,8 +234,7 @@ pub(crate) async fn account_delete(state: &AppState, app: &App, body: &[u8]) -> 
             .inner
             .store
             .delete(app.config.sdkappid, valid, unix_now())
-            .await
-            .map_err(store_error)?
+            .await?
     };
     let items = req
         .delete_item

@@ -28,7 +28,7 @@ pub use limits::{Limits, DEFAULT_BUSY_POLL_US};
 pub use ratelimit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
 /// The TLS configuration [`serve_tls`] takes (rustls's).
 pub use rustls::ServerConfig as TlsServerConfig;
-pub use state::{unix_now, AppState, DEFAULT_BODY_LIMIT, REIMPORT_BLOCK_SECS};
+pub use state::{AppState, DEFAULT_BODY_LIMIT, REIMPORT_BLOCK_SECS};
 pub use tls::{load_tls_config, TlsError};
 
 /// An axum router answering every path as the server does (for embedding in another axum

@@ -38,6 +38,18 @@ pub enum RateLimitError {
     Unavailable(String),
 }
 
+impl timacct_proto::HasErrorCode for RateLimitError {
+    /// Fail closed: letting the call through would break the limit promised to the app, and
+    /// 60007 would blame the caller for a failure of ours.
+    fn error_code(&self) -> timacct_proto::ErrorCode {
+        timacct_proto::ErrorCode::Internal
+    }
+
+    fn error_info(&self) -> std::borrow::Cow<'static, str> {
+        "the rate limiter is unavailable; nothing was changed, retry the request".into()
+    }
+}
+
 /// The GCRA form of the token bucket, run atomically inside Redis.
 ///
 /// `KEYS[1]` is one app's bucket for one API; `ARGV[1]` the calls per second, which is also the

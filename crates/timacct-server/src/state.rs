@@ -212,11 +212,3 @@ fn gate(limits: &Limits) -> Gate {
         limits.queue_timeout,
     )
 }
-
-/// The current unix time in seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

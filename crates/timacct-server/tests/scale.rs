@@ -178,7 +178,7 @@ fn code(v: &Value) -> u64 {
 }
 
 fn unix_now() -> i64 {
-    timacct_server::unix_now()
+    timacct_proto::unix_now()
 }
 
 async fn import(http: &reqwest::Client, base: &str, app: u32, id: &str) -> Value {

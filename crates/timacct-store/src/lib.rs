@@ -35,6 +35,18 @@ pub enum StoreError {
     Closed,
 }
 
+impl timacct_proto::HasErrorCode for StoreError {
+    /// Every storage failure is 70500, retryable: a connection lost during `COMMIT` leaves the
+    /// outcome unknown, and retrying is safe because imports and deletes are idempotent.
+    fn error_code(&self) -> timacct_proto::ErrorCode {
+        timacct_proto::ErrorCode::Internal
+    }
+
+    fn error_info(&self) -> std::borrow::Cow<'static, str> {
+        "internal storage error; retry the request (retrying is safe)".into()
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Unavailable(e.to_string())

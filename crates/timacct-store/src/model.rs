@@ -1,73 +1,7 @@
 //! Domain types shared by every backend.
 
-use std::fmt;
-
-/// A UserID: 1 to 32 bytes of UTF-8 without control characters. Case-sensitive, compared byte
-/// for byte. Constructed only by [`UserId::parse`], so holding one proves it is valid.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(String);
-
-/// Why a string is not a valid UserID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum UserIdError {
-    /// The empty string.
-    #[error("UserID is empty")]
-    Empty,
-    /// More than 32 bytes.
-    #[error("UserID is {0} bytes long; at most 32 bytes are allowed")]
-    TooLong(usize),
-    /// Contains U+0000–U+001F or U+007F.
-    #[error("UserID contains a control character")]
-    ControlCharacter,
-}
-
-impl UserId {
-    /// The most bytes a UserID may have.
-    pub const MAX_BYTES: usize = 32;
-
-    /// Validate a UserID as the contract defines it.
-    pub fn parse(raw: impl Into<String>) -> Result<UserId, UserIdError> {
-        let raw = raw.into();
-        if raw.is_empty() {
-            return Err(UserIdError::Empty);
-        }
-        if raw.len() > Self::MAX_BYTES {
-            return Err(UserIdError::TooLong(raw.len()));
-        }
-        if raw.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}') {
-            return Err(UserIdError::ControlCharacter);
-        }
-        Ok(UserId(raw))
-    }
-
-    /// The UserID as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The UserID as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for UserId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+/// The UserID rule is the protocol's: one definition, which the request scanner shares.
+pub use timacct_proto::{UserId, UserIdError};
 
 /// One account to import. A profile field that is `None` is left as it is on an existing
 /// account (and empty on a new one).

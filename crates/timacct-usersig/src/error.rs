@@ -4,7 +4,8 @@
 ///
 /// The reason texts follow the recommended verifier of `docs/protocol.md` §4.4, which reuses the Go
 /// library's strings where the cases overlap, so logs read the same as Tencent's own tools.
-/// The server turns these into Tencent error codes (70001, 70003, 70009, ...).
+/// Each carries the Tencent error code a REST call signed with such a token gets
+/// ([`timacct_proto::HasErrorCode`]: 70001, 70003, 70009, 70013, 70014).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The token was the empty string (a client that forgot to fill it in).
@@ -74,5 +75,38 @@ impl VerifyError {
                 | Self::MissingField(_)
                 | Self::BadType(_)
         )
+    }
+}
+
+impl timacct_proto::HasErrorCode for VerifyError {
+    fn error_code(&self) -> timacct_proto::ErrorCode {
+        use timacct_proto::ErrorCode;
+        match self {
+            VerifyError::SdkAppIdMismatch => ErrorCode::SdkAppIdMismatch,
+            VerifyError::IdentifierMismatch => ErrorCode::IdentifierMismatch,
+            VerifyError::Expired => ErrorCode::UserSigExpired,
+            VerifyError::SigMismatch
+            | VerifyError::UserbufMismatch
+            | VerifyError::UserbufTypeMismatch => ErrorCode::UserSigVerifyFailed,
+            VerifyError::EmptyUserSig
+            | VerifyError::Base64
+            | VerifyError::Zlib
+            | VerifyError::TooLarge
+            | VerifyError::Json
+            | VerifyError::Version
+            | VerifyError::MissingField(_)
+            | VerifyError::BadType(_) => ErrorCode::UserSigIllegal,
+        }
+    }
+
+    /// Tencent's texts, and for a token that cannot be read (70003) the reason after it, so
+    /// that the caller can tell a truncated token from a wrong version.
+    fn error_info(&self) -> std::borrow::Cow<'static, str> {
+        let code = self.error_code();
+        if self.is_malformed() {
+            format!("{} ({})", code.default_info(), self.reason()).into()
+        } else {
+            code.default_info().into()
+        }
     }
 }

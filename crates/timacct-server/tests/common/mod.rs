@@ -58,7 +58,7 @@ pub fn limited_config(sdkappid: u32, key: &str, limits: &[(timacct_proto::Api, u
 
 /// The current unix time.
 pub fn now() -> i64 {
-    timacct_server::unix_now()
+    timacct_proto::unix_now()
 }
 
 /// A fresh UserSig valid for a day.
