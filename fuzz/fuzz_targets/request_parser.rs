@@ -21,8 +21,9 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use timacct_proto::{
-    parse_body, AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, ApiQuery,
-    ErrorCode, KickRequest, MultiAccountImportRequest, QueryOnlineStatusRequest, MAX_BATCH,
+    parse_body, write_check_response, AccountCheckRequest, AccountCheckResponse,
+    AccountDeleteRequest, AccountImportRequest, ApiQuery, BatchKind, ErrorCode, KickRequest,
+    MultiAccountImportRequest, QueryOnlineStatusRequest, UserIdBatch, MAX_BATCH,
     MAX_USER_ID_BYTES,
 };
 
@@ -97,6 +98,7 @@ fn fast_path(data: &[u8]) {
         let Some(ids) = timacct_proto::fast::scan_user_id_items(data, key, MAX_BATCH) else {
             continue;
         };
+        let ids: Vec<&str> = ids.into_iter().map(|id| id.as_str()).collect();
         let general: Vec<String> = if key == "CheckItem" {
             let req = parse_body::<AccountCheckRequest>(data).expect("the parser takes it too");
             req.check_item.into_iter().map(|i| i.user_id).collect()
@@ -112,6 +114,26 @@ fn fast_path(data: &[u8]) {
                 !id.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}'),
                 "{id:?}"
             );
+        }
+    }
+}
+
+/// The one `account_check` path: whatever `UserIdBatch` parses, the written response is
+/// JSON that reads back, through the serde types, as one result per entry in request order.
+fn check_writer(data: &[u8]) {
+    let Ok(batch) = UserIdBatch::parse(data, BatchKind::Check) else {
+        return;
+    };
+    let found: Vec<bool> = (0..batch.valid().len()).map(|k| k % 3 == 0).collect();
+    let written = write_check_response(&batch, &found);
+    let read: AccountCheckResponse =
+        serde_json::from_slice(&written).expect("the written response is valid JSON");
+    let items = batch.items();
+    assert_eq!(read.result_item.len(), items.len());
+    for (got, item) in read.result_item.iter().zip(&items) {
+        match item {
+            Ok(id) => assert_eq!((got.user_id.as_str(), got.result_code), (id.as_str(), 0)),
+            Err((raw, _)) => assert_eq!((got.user_id.as_str(), got.result_code), (*raw, 70402)),
         }
     }
 }
@@ -172,6 +194,7 @@ fuzz_target!(|data: &[u8]| {
     body::<KickRequest>(data, shape);
     body::<QueryOnlineStatusRequest>(data, shape);
     fast_path(data);
+    check_writer(data);
     // A query string reaches the server as text (hyper refuses a request line that is not);
     // invalid UTF-8 arrives percent-encoded, which the lossy form also covers.
     query(&String::from_utf8_lossy(data));

@@ -14,7 +14,7 @@
 //! and the caller takes the general path, which stays the reference for every error and
 //! edge case. Tests check that both paths give the same bytes.
 
-use crate::user_id::{is_user_id_byte, MAX_USER_ID_BYTES};
+use crate::user_id::{is_user_id_byte, UserIdRef, MAX_USER_ID_BYTES};
 
 /// JSON's insignificant whitespace (RFC 8259 §2).
 fn is_ws(b: u8) -> bool {
@@ -142,7 +142,7 @@ impl<'a> Cursor<'a> {
 /// The UserIDs of `{"<key>":[{"UserID":"..."}, ...]}` when the body has exactly that plain
 /// shape and every ID is a valid UserID (1 to 32 bytes, no control characters); `None`
 /// otherwise, including for an empty list or more than `max` items.
-pub fn scan_user_id_items<'a>(body: &'a [u8], key: &str, max: usize) -> Option<Vec<&'a str>> {
+pub fn scan_user_id_items<'a>(body: &'a [u8], key: &str, max: usize) -> Option<Vec<UserIdRef<'a>>> {
     // One pass over the body here is cheaper than one per string.
     let text = std::str::from_utf8(body).ok()?;
     let mut c = Cursor {
@@ -169,7 +169,7 @@ pub fn scan_user_id_items<'a>(body: &'a [u8], key: &str, max: usize) -> Option<V
         if ids.len() == max {
             return None;
         }
-        ids.push(id);
+        ids.push(UserIdRef::scanned(id));
         // Compact bodies again: `},` or `}]` right after the string.
         match c.bytes.get(c.pos..c.pos + 2) {
             Some(b"},") => c.pos += 2,
@@ -197,35 +197,17 @@ pub fn scan_user_id_items<'a>(body: &'a [u8], key: &str, max: usize) -> Option<V
     (c.pos == body.len()).then_some(ids)
 }
 
-/// The `account_check` success body for IDs returned by [`scan_user_id_items`] (which need no
-/// escaping) and whether each exists: byte for byte what serializing
-/// [`crate::AccountCheckResponse`] gives.
-pub fn write_check_response(ids: &[&str], found: &[bool]) -> Vec<u8> {
-    const HEAD: &[u8] = br#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","ResultItem":["#;
-    const IMPORTED: &[u8] = br#"","ResultCode":0,"ResultInfo":"","AccountStatus":"Imported"}"#;
-    const NOT_IMPORTED: &[u8] =
-        br#"","ResultCode":0,"ResultInfo":"","AccountStatus":"NotImported"}"#;
-    let mut out = Vec::with_capacity(HEAD.len() + 2 + ids.len() * (NOT_IMPORTED.len() + 48));
-    out.extend_from_slice(HEAD);
-    for (k, id) in ids.iter().enumerate() {
-        if k > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(br#"{"UserID":""#);
-        out.extend_from_slice(id.as_bytes());
-        let imported = found.get(k).copied().unwrap_or(false);
-        out.extend_from_slice(if imported { IMPORTED } else { NOT_IMPORTED });
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::{parse_body, AccountCheckRequest, AccountCheckResponse, CheckResultItem};
+    use crate::{parse_body, AccountCheckRequest};
+
+    fn scan<'a>(body: &'a [u8], key: &str, max: usize) -> Option<Vec<&'a str>> {
+        scan_user_id_items(body, key, max)
+            .map(|ids| ids.into_iter().map(UserIdRef::as_str).collect())
+    }
 
     /// What the general parser makes of `body`, when it is a valid batch of valid IDs.
     fn general(body: &[u8]) -> Option<Vec<String>> {
@@ -242,7 +224,7 @@ mod tests {
     }
 
     fn agrees(body: &[u8]) {
-        let fast = scan_user_id_items(body, "CheckItem", 100);
+        let fast = scan(body, "CheckItem", 100);
         if let Some(fast) = &fast {
             let general = general(body)
                 .unwrap_or_else(|| panic!("fast path accepted what the parser rejects: {body:?}"));
@@ -254,15 +236,9 @@ mod tests {
     fn plain_bodies_are_scanned() {
         let body = br#" { "CheckItem" : [ {"UserID":"a"} ,{ "UserID" : "b-1_@x" }]
             } "#;
-        assert_eq!(
-            scan_user_id_items(body, "CheckItem", 100).unwrap(),
-            ["a", "b-1_@x"]
-        );
+        assert_eq!(scan(body, "CheckItem", 100).unwrap(), ["a", "b-1_@x"]);
         let utf8 = "{\"CheckItem\":[{\"UserID\":\"用户\"}]}";
-        assert_eq!(
-            scan_user_id_items(utf8.as_bytes(), "CheckItem", 100).unwrap(),
-            ["用户"]
-        );
+        assert_eq!(scan(utf8.as_bytes(), "CheckItem", 100).unwrap(), ["用户"]);
     }
 
     #[test]
@@ -288,7 +264,7 @@ mod tests {
         ];
         for body in refused {
             assert_eq!(
-                scan_user_id_items(body, "CheckItem", 100),
+                scan(body, "CheckItem", 100),
                 None,
                 "{}",
                 String::from_utf8_lossy(body)
@@ -298,15 +274,13 @@ mod tests {
             "{{\"CheckItem\":[{}]}}",
             vec![r#"{"UserID":"a"}"#; 101].join(",")
         );
-        assert_eq!(scan_user_id_items(many.as_bytes(), "CheckItem", 100), None);
+        assert_eq!(scan(many.as_bytes(), "CheckItem", 100), None);
         let hundred = format!(
             "{{\"CheckItem\":[{}]}}",
             vec![r#"{"UserID":"a"}"#; 100].join(",")
         );
         assert_eq!(
-            scan_user_id_items(hundred.as_bytes(), "CheckItem", 100)
-                .unwrap()
-                .len(),
+            scan(hundred.as_bytes(), "CheckItem", 100).unwrap().len(),
             100
         );
     }
@@ -345,7 +319,7 @@ mod tests {
                     "{}{{\"CheckItem\":[{{\"UserID\":\"{id}\"}}]}}",
                     " ".repeat(pad)
                 );
-                let fast = scan_user_id_items(body.as_bytes(), "CheckItem", 100);
+                let fast = scan(body.as_bytes(), "CheckItem", 100);
                 assert_eq!(fast.is_some(), len <= 32, "{body}");
                 agrees(body.as_bytes());
                 for at in 0..len {
@@ -358,36 +332,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// The seed sample of `docs/protocol.md` §6.7 (account_check), request and response, key order
-    /// included (the sample's spaces after `:` are insignificant and dropped here).
-    #[test]
-    fn the_seed_sample_goes_through_the_fast_path_exactly() {
-        let request = br#"{"CheckItem":[{"UserID":"UserID_1"},{"UserID":"UserID_2"}]}"#;
-        let sample = r#"{"ActionStatus": "OK","ErrorCode": 0,"ErrorInfo": "","ResultItem": [{"UserID": "UserID_1","ResultCode": 0,"ResultInfo": "","AccountStatus": "Imported"},{"UserID": "UserID_2","ResultCode": 0,"ResultInfo": "","AccountStatus": "NotImported"}]}"#;
-        let ids = scan_user_id_items(request, "CheckItem", 100).unwrap();
-        assert_eq!(ids, ["UserID_1", "UserID_2"]);
-        assert_eq!(
-            String::from_utf8(write_check_response(&ids, &[true, false])).unwrap(),
-            sample.replace("\": ", "\":")
-        );
-    }
-
-    #[test]
-    fn the_written_body_is_what_serde_writes() {
-        let ids = ["alice", "bob", "用户", "a b/c<>&'"];
-        let found = [true, false, true, false];
-        let expected = serde_json::to_vec(&AccountCheckResponse::ok(
-            ids.iter()
-                .zip(found)
-                .map(|(id, f)| CheckResultItem::checked((*id).to_owned(), f))
-                .collect(),
-        ))
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(write_check_response(&ids, &found)).unwrap(),
-            String::from_utf8(expected).unwrap()
-        );
     }
 }

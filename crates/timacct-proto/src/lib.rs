@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod batch;
 mod error;
 pub mod fast;
 mod request;
@@ -15,6 +16,9 @@ mod time;
 mod user_id;
 
 pub use api::{Api, ApiQuery, PerApi, QueryError};
+pub use batch::{
+    check_batch_len, invalid_user_id_info, write_check_response, BatchItem, BatchKind, UserIdBatch,
+};
 pub use error::{ApiError, ErrorCode, HasErrorCode};
 pub use request::{
     parse_body, AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, AccountListEntry,
@@ -26,7 +30,9 @@ pub use response::{
     QueryOnlineStatusResponse,
 };
 pub use time::unix_now;
-pub use user_id::{is_user_id_byte, validate_user_id, UserId, UserIdError, MAX_USER_ID_BYTES};
+pub use user_id::{
+    is_user_id_byte, validate_user_id, UserId, UserIdError, UserIdRef, MAX_USER_ID_BYTES,
+};
 
 /// The most accounts one batch call may name (`multiaccount_import`, `account_check`,
 /// `account_delete`), as documented on every batch API's page.

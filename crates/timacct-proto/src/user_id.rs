@@ -99,6 +99,56 @@ impl AsRef<str> for UserId {
     }
 }
 
+/// A valid UserID borrowed from a request body: what the scanner and the parser hand the
+/// store, so that a look-up of 100 IDs copies none of them. Constructed only by
+/// [`UserIdRef::parse`] (or the scanner, which applies the same rule byte by byte).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserIdRef<'a>(&'a str);
+
+impl<'a> UserIdRef<'a> {
+    /// Validate a borrowed UserID.
+    pub fn parse(raw: &'a str) -> Result<UserIdRef<'a>, UserIdError> {
+        validate_user_id(raw)?;
+        Ok(UserIdRef(raw))
+    }
+
+    /// For the scanner, which has already checked every byte with [`is_user_id_byte`] and
+    /// the length with [`MAX_USER_ID_BYTES`].
+    pub(crate) fn scanned(raw: &'a str) -> UserIdRef<'a> {
+        debug_assert!(validate_user_id(raw).is_ok(), "{raw:?}");
+        UserIdRef(raw)
+    }
+
+    /// The UserID as text.
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+
+    /// An owned copy.
+    pub fn to_user_id(self) -> UserId {
+        UserId(self.0.to_owned())
+    }
+}
+
+impl AsRef<str> for UserIdRef<'_> {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl fmt::Debug for UserIdRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl UserId {
+    /// This UserID, borrowed.
+    pub fn borrowed(&self) -> UserIdRef<'_> {
+        UserIdRef(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

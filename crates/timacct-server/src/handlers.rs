@@ -6,14 +6,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use timacct_proto::{
-    parse_body, AccountCheckRequest, AccountCheckResponse, AccountDeleteRequest,
-    AccountDeleteResponse, AccountImportRequest, ApiError, CheckResultItem, DeleteResultItem,
-    Envelope, ErrorCode, MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
-    ACCOUNT_NOT_EXIST_INFO, MAX_BATCH, MAX_PROFILE_FIELD_BYTES,
+    check_batch_len, invalid_user_id_info, parse_body, unix_now, write_check_response,
+    AccountDeleteResponse, AccountImportRequest, ApiError, BatchKind, DeleteResultItem, Envelope,
+    ErrorCode, MultiAccountImportRequest, MultiAccountImportResponse, UserIdBatch,
+    ACCOUNT_NOT_EXIST_INFO, MAX_PROFILE_FIELD_BYTES,
 };
 use timacct_store::{DeleteOutcome, ImportItem, ImportOutcome, UserId};
-
-use timacct_proto::unix_now;
 
 use crate::state::{App, AppState};
 
@@ -27,23 +25,8 @@ fn invalid(info: impl Into<Cow<'static, str>>) -> ApiError {
     ApiError::with_info(ErrorCode::InvalidParameter, info)
 }
 
-/// A batch must hold 1 to 100 entries; anything else rejects the whole request.
-fn check_batch_len(field: &str, len: usize) -> Result<(), ApiError> {
-    if len == 0 {
-        return Err(invalid(format!(
-            "{field} is empty; send 1 to {MAX_BATCH} entries per request"
-        )));
-    }
-    if len > MAX_BATCH {
-        return Err(invalid(format!(
-            "{field} has {len} entries; at most {MAX_BATCH} are allowed per request"
-        )));
-    }
-    Ok(())
-}
-
 fn parse_user_id(raw: &str) -> Result<UserId, String> {
-    UserId::parse(raw).map_err(|e| format!("invalid UserID {raw:?}: {e}"))
+    UserId::parse(raw).map_err(|e| invalid_user_id_info(raw, e))
 }
 
 fn profile_too_long(nick: &Option<String>, face_url: &Option<String>) -> Option<&'static str> {
@@ -171,49 +154,17 @@ pub(crate) async fn multiaccount_import(state: &AppState, app: &App, body: &[u8]
     to_json(&MultiAccountImportResponse::ok(fail_accounts))
 }
 
-/// Split request items into valid UserIDs (with their positions) and per-item errors.
-fn split_items(items: &[UserIdItem]) -> (Vec<UserId>, Vec<Result<usize, String>>) {
-    let mut valid = Vec::with_capacity(items.len());
-    let mut slots = Vec::with_capacity(items.len());
-    for item in items {
-        match parse_user_id(&item.user_id) {
-            Ok(id) => {
-                slots.push(Ok(valid.len()));
-                valid.push(id);
-            }
-            Err(e) => slots.push(Err(e)),
-        }
-    }
-    (valid, slots)
-}
-
-/// `account_check`.
+/// `account_check`: one parse (the borrowed scanner, serde only for what it declines), one
+/// store call (memory when the backend keeps the IDs there), one writer.
 pub(crate) async fn account_check(state: &AppState, app: &App, body: &[u8]) -> Reply {
-    // The hot path: a plain body answered from memory, with byte-identical output to the
-    // general path below (see `timacct_proto::fast`).
-    if let Some(ids) = timacct_proto::fast::scan_user_id_items(body, "CheckItem", MAX_BATCH) {
-        if let Some(found) = state.inner.store.check_in_memory(app.config.sdkappid, &ids) {
-            return Ok(timacct_proto::fast::write_check_response(&ids, &found));
-        }
-    }
-    let req: AccountCheckRequest = parse_body(body)?;
-    check_batch_len("CheckItem", req.check_item.len())?;
-    let (valid, slots) = split_items(&req.check_item);
+    let batch = UserIdBatch::parse(body, BatchKind::Check)?;
+    let valid = batch.valid();
     let found = if valid.is_empty() {
         Vec::new()
     } else {
-        state.inner.store.check(app.config.sdkappid, valid).await?
+        state.inner.store.check(app.config.sdkappid, &valid).await?
     };
-    let items = req
-        .check_item
-        .into_iter()
-        .zip(slots)
-        .map(|(item, slot)| match slot {
-            Ok(k) => CheckResultItem::checked(item.user_id, found.get(k).copied().unwrap_or(false)),
-            Err(e) => CheckResultItem::failed(item.user_id, ErrorCode::InvalidParameter, e),
-        })
-        .collect();
-    to_json(&AccountCheckResponse::ok(items))
+    Ok(write_check_response(&batch, &found))
 }
 
 /// `account_delete`.
@@ -224,9 +175,8 @@ pub(crate) async fn account_delete(state: &AppState, app: &App, body: &[u8]) -> 
             "this app's plan does not allow deleting accounts; set account_deletion = true for the app to enable it",
         ));
     }
-    let req: AccountDeleteRequest = parse_body(body)?;
-    check_batch_len("DeleteItem", req.delete_item.len())?;
-    let (valid, slots) = split_items(&req.delete_item);
+    let batch = UserIdBatch::parse(body, BatchKind::Delete)?;
+    let valid: Vec<UserId> = batch.valid().iter().map(|id| id.to_user_id()).collect();
     let outcomes = if valid.is_empty() {
         Vec::new()
     } else {
@@ -236,22 +186,26 @@ pub(crate) async fn account_delete(state: &AppState, app: &App, body: &[u8]) -> 
             .delete(app.config.sdkappid, valid, unix_now())
             .await?
     };
-    let items = req
-        .delete_item
+    let mut outcomes = outcomes.into_iter();
+    let items = batch
+        .items()
         .into_iter()
-        .zip(slots)
-        .map(|(item, slot)| match slot {
-            Ok(k) => match outcomes.get(k) {
+        .map(|item| match item {
+            Ok(id) => match outcomes.next() {
                 Some(DeleteOutcome::Deleted) => {
-                    DeleteResultItem::new(item.user_id, ErrorCode::Ok, "")
+                    DeleteResultItem::new(id.as_str().to_owned(), ErrorCode::Ok, "")
                 }
                 _ => DeleteResultItem::new(
-                    item.user_id,
+                    id.as_str().to_owned(),
                     ErrorCode::AccountNotFound,
                     ACCOUNT_NOT_EXIST_INFO,
                 ),
             },
-            Err(e) => DeleteResultItem::new(item.user_id, ErrorCode::InvalidParameter, e),
+            Err((raw, e)) => DeleteResultItem::new(
+                raw.to_owned(),
+                ErrorCode::InvalidParameter,
+                invalid_user_id_info(raw, e),
+            ),
         })
         .collect();
     to_json(&AccountDeleteResponse::ok(items))

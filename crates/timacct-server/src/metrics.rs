@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use timacct_proto::{Api, ErrorCode};
 use timacct_store::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId,
+    UserId, UserIdRef,
 };
 
 /// Upper bounds of the latency buckets, in nanoseconds (50 µs … 10 s).
@@ -335,15 +335,6 @@ impl TimedStore {
 
 #[async_trait]
 impl AccountStore for TimedStore {
-    /// Counted and timed as a `check` when it answers, so the store metrics show every
-    /// look-up whichever path served it (two clock reads: tens of nanoseconds).
-    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
-        let started = Instant::now();
-        let found = self.inner.check_in_memory(app, ids)?;
-        self.metrics.store(StoreOp::Check, started.elapsed(), true);
-        Some(found)
-    }
-
     async fn import(
         &self,
         app: u32,
@@ -356,7 +347,7 @@ impl AccountStore for TimedStore {
         result
     }
 
-    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
         let started = Instant::now();
         let result = self.inner.check(app, ids).await;
         self.record(StoreOp::Check, started, &result);

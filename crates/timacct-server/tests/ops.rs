@@ -154,9 +154,6 @@ struct Unreachable;
 
 #[async_trait::async_trait]
 impl AccountStore for Unreachable {
-    fn check_in_memory(&self, _: u32, _: &[&str]) -> Option<Vec<bool>> {
-        None
-    }
     async fn import(
         &self,
         _: u32,
@@ -168,7 +165,7 @@ impl AccountStore for Unreachable {
     async fn check(
         &self,
         _: u32,
-        _: Vec<timacct_store::UserId>,
+        _: &[timacct_store::UserIdRef<'_>],
     ) -> Result<Vec<bool>, timacct_store::StoreError> {
         Err(down())
     }

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::{AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId};
+use crate::{
+    AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdRef,
+};
 
 /// Expand to one test per conformance case for the backend `$make` builds
 /// (an async expression of type `Arc<dyn AccountStore>`).
@@ -40,6 +42,10 @@ fn ids(list: &[&str]) -> Vec<UserId> {
     list.iter().map(|s| id(s)).collect()
 }
 
+fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
+    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
+}
+
 fn plain(list: &[&str]) -> Vec<ImportItem> {
     list.iter().map(|s| ImportItem::id_only(id(s))).collect()
 }
@@ -64,7 +70,7 @@ pub async fn import_then_check(store: Arc<dyn AccountStore>) {
         .unwrap();
     assert_eq!(out, vec![ImportOutcome::Updated, ImportOutcome::Created]);
     let seen = store
-        .check(101, ids(&["a", "b", "c", "d", "a"]))
+        .check(101, &refs(&["a", "b", "c", "d", "a"]))
         .await
         .unwrap();
     assert_eq!(seen, vec![true, true, true, false, true]);
@@ -140,7 +146,7 @@ pub async fn delete_then_check(store: Arc<dyn AccountStore>) {
         .unwrap();
     let out = store.delete(104, ids(&["x", "y"]), 5).await.unwrap();
     assert_eq!(out, vec![DeleteOutcome::Deleted, DeleteOutcome::NotFound]);
-    assert_eq!(store.check(104, ids(&["x"])).await.unwrap(), vec![false]);
+    assert_eq!(store.check(104, &refs(&["x"])).await.unwrap(), vec![false]);
     // The profile went with the account: a re-import starts empty.
     store.import(104, plain(&["x"]), policy(6)).await.unwrap();
     assert_eq!(store.account(104, id("x")).await.unwrap().unwrap().nick, "");
@@ -158,7 +164,7 @@ pub async fn apps_are_isolated(store: Arc<dyn AccountStore>) {
         .await
         .unwrap();
     assert_eq!(
-        store.check(107, ids(&["shared"])).await.unwrap(),
+        store.check(107, &refs(&["shared"])).await.unwrap(),
         vec![false]
     );
     assert_eq!(
@@ -166,7 +172,7 @@ pub async fn apps_are_isolated(store: Arc<dyn AccountStore>) {
         vec![DeleteOutcome::NotFound]
     );
     assert_eq!(
-        store.check(106, ids(&["shared"])).await.unwrap(),
+        store.check(106, &refs(&["shared"])).await.unwrap(),
         vec![true]
     );
     assert_eq!(store.account_count(107).await.unwrap(), 0);
@@ -191,7 +197,7 @@ pub async fn max_accounts_limit(store: Arc<dyn AccountStore>) {
             ImportOutcome::Updated
         ]
     );
-    assert_eq!(store.check(108, ids(&["m3"])).await.unwrap(), vec![false]);
+    assert_eq!(store.check(108, &refs(&["m3"])).await.unwrap(), vec![false]);
     store.delete(108, ids(&["m1"]), 2).await.unwrap();
     let out = store.import(108, plain(&["m3"]), p).await.unwrap();
     assert_eq!(out, vec![ImportOutcome::Created]);
@@ -210,7 +216,7 @@ pub async fn reimport_block(store: Arc<dyn AccountStore>) {
         store.import(109, plain(&["t"]), p(11)).await.unwrap(),
         vec![ImportOutcome::ReimportBlocked]
     );
-    assert_eq!(store.check(109, ids(&["t"])).await.unwrap(), vec![false]);
+    assert_eq!(store.check(109, &refs(&["t"])).await.unwrap(), vec![false]);
     assert_eq!(
         store
             .import(109, plain(&["t"]), p(10 + 90 * day - 1))
@@ -244,7 +250,7 @@ pub async fn userids_are_case_sensitive_and_bytewise(store: Arc<dyn AccountStore
     let seen = store
         .check(
             111,
-            ids(&["alice", "Alice", "\u{e9}", "e\u{301}", "用户", "用户 "]),
+            &refs(&["alice", "Alice", "\u{e9}", "e\u{301}", "用户", "用户 "]),
         )
         .await
         .unwrap();
@@ -269,9 +275,9 @@ pub async fn concurrent_imports_share_commits(store: Arc<dyn AccountStore>) {
             .all(|o| *o == ImportOutcome::Created));
     }
     assert_eq!(store.account_count(112).await.unwrap(), 800);
-    let probe = ids(&["c0-0", "c15-49", "c16-0"]);
+    let probe = refs(&["c0-0", "c15-49", "c16-0"]);
     assert_eq!(
-        store.check(112, probe).await.unwrap(),
+        store.check(112, &probe).await.unwrap(),
         vec![true, true, false]
     );
 }

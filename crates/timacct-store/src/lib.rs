@@ -16,7 +16,7 @@ pub mod postgres;
 mod sqlite;
 
 pub use model::{
-    Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError,
+    Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError, UserIdRef,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -70,16 +70,11 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<Vec<ImportOutcome>, StoreError>;
 
     /// Whether each account exists; one answer per id, in order.
-    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError>;
-
-    /// Answer [`check`](Self::check) at once from memory, when this backend keeps every
-    /// UserID in memory in step with what is durable; `None` means "call `check`". This is
-    /// `account_check`'s hot path: no allocation per ID, no future, no I/O. The IDs must be
-    /// valid UserIDs (the caller has checked them).
     ///
-    /// Deliberately without a default: a wrapper around another store (metrics, say) must
-    /// forward it, or the hot path silently falls back to `check`.
-    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>>;
+    /// This is `account_check`'s hot path, so the IDs are borrowed from the request body and
+    /// a backend that keeps every UserID in memory, in step with what is durable, answers
+    /// from there without I/O (SQLite once its index has loaded).
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError>;
 
     /// Delete accounts and their profiles, leaving a tombstone dated `now`; one outcome per
     /// id, in order.

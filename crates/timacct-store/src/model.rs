@@ -1,7 +1,7 @@
 //! Domain types shared by every backend.
 
 /// The UserID rule is the protocol's: one definition, which the request scanner shares.
-pub use timacct_proto::{UserId, UserIdError};
+pub use timacct_proto::{UserId, UserIdError, UserIdRef};
 
 /// One account to import. A profile field that is `None` is left as it is on an existing
 /// account (and empty on a new one).

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions,
-    PostgresStore, StoreError, UserId,
+    PostgresStore, StoreError, UserId, UserIdRef,
 };
 
 /// A fresh database, or the end of this test (passing) when PostgreSQL tests may be skipped.
@@ -54,11 +54,8 @@ impl AccountStore for Fresh {
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         self.store.import(app, items, policy).await
     }
-    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
         self.store.check(app, ids).await
-    }
-    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
-        self.store.check_in_memory(app, ids)
     }
     async fn delete(
         &self,
@@ -87,6 +84,10 @@ async fn fresh() -> Arc<dyn AccountStore> {
 mod postgres_conformance {
     use super::*;
     timacct_store::conformance_suite!(fresh());
+}
+
+fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
+    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
 }
 
 fn id(s: &str) -> UserId {
@@ -160,7 +161,7 @@ async fn instances_starting_together_migrate_once() {
         .await
         .unwrap();
     assert_eq!(
-        stores[INSTANCES - 1].check(1, vec![id("m")]).await.unwrap(),
+        stores[INSTANCES - 1].check(1, &refs(&["m"])).await.unwrap(),
         vec![true]
     );
     for s in &stores {
@@ -260,9 +261,9 @@ async fn two_stores_conflicting_writes_stay_consistent() {
         w.import(APP, vec![ImportItem::id_only(u.clone())], policy(1))
             .await
             .unwrap();
-        assert_eq!(r.check(APP, vec![u.clone()]).await.unwrap(), vec![true]);
+        assert_eq!(r.check(APP, &[u.borrowed()]).await.unwrap(), vec![true]);
         r.delete(APP, vec![u.clone()], 2).await.unwrap();
-        assert_eq!(w.check(APP, vec![u]).await.unwrap(), vec![false]);
+        assert_eq!(w.check(APP, &[u.borrowed()]).await.unwrap(), vec![false]);
     }
     assert_eq!(a.account_count(APP).await.unwrap(), 0);
 
@@ -312,7 +313,10 @@ async fn two_stores_conflicting_writes_stay_consistent() {
         }
     }
     let all: Vec<UserId> = names.iter().map(|n| id(n)).collect();
-    let exists = a.check(APP, all).await.unwrap();
+    let exists = a
+        .check(APP, &all.iter().map(UserId::borrowed).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let mut live = 0;
     for (n, e) in names.iter().zip(&exists) {
         let c = created.get(n).copied().unwrap_or(0);
@@ -507,7 +511,10 @@ async fn killed_connections_and_a_restart_are_survived() {
     );
     // Nothing acknowledged was lost.
     for chunk in acked.chunks(100) {
-        let seen = store.check(1, chunk.to_vec()).await.unwrap();
+        let seen = store
+            .check(1, &chunk.iter().map(UserId::borrowed).collect::<Vec<_>>())
+            .await
+            .unwrap();
         let missing: Vec<&UserId> = chunk
             .iter()
             .zip(&seen)

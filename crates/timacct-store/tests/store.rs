@@ -4,7 +4,11 @@
 
 use std::sync::Arc;
 
-use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId};
+use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId, UserIdRef};
+
+fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
+    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
+}
 
 async fn fresh() -> Arc<dyn AccountStore> {
     let dir = tempfile::tempdir().unwrap();
@@ -97,10 +101,7 @@ async fn in_memory_index_follows_commits_and_reloads() {
             .await
             .unwrap();
         store.delete(7, vec![id("b")], 2).await.unwrap();
-        let seen = store
-            .check(7, vec![id("a"), id("b"), id("c"), id("d")])
-            .await
-            .unwrap();
+        let seen = store.check(7, &refs(&["a", "b", "c", "d"])).await.unwrap();
         assert_eq!(seen, vec![true, false, true, false]);
         // A write refused by max_accounts leaves no trace in the index.
         let capped = ImportPolicy {
@@ -108,15 +109,12 @@ async fn in_memory_index_follows_commits_and_reloads() {
             ..policy
         };
         store.import(7, items(&["d"]), capped).await.unwrap();
-        assert_eq!(store.check(7, vec![id("d")]).await.unwrap(), vec![false]);
+        assert_eq!(store.check(7, &refs(&["d"])).await.unwrap(), vec![false]);
         store.close();
     }
     let store = SqliteStore::open(&path).unwrap();
     wait_for_index(&store).await;
-    let seen = store
-        .check(7, vec![id("a"), id("b"), id("c"), id("d")])
-        .await
-        .unwrap();
+    let seen = store.check(7, &refs(&["a", "b", "c", "d"])).await.unwrap();
     assert_eq!(seen, vec![true, false, true, false]);
-    assert_eq!(store.check(8, vec![id("a")]).await.unwrap(), vec![false]);
+    assert_eq!(store.check(8, &refs(&["a"])).await.unwrap(), vec![false]);
 }

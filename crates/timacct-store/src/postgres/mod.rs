@@ -40,7 +40,7 @@ use tokio_postgres::NoTls;
 
 use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId,
+    UserId, UserIdRef,
 };
 
 pub use testing::TestDatabase;
@@ -587,9 +587,9 @@ async fn delete_in(
 async fn check_in(
     client: &mut Client,
     app: u32,
-    ids: &[UserId],
+    ids: &[UserIdRef<'_>],
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
-    let names: Vec<&str> = ids.iter().map(UserId::as_str).collect();
+    let names: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
     let stmt = client.prepare_cached(EXISTING).await?;
     let found = client
         .query(&stmt, &[&app_key(app), &names])
@@ -649,11 +649,6 @@ macro_rules! call {
 
 #[async_trait]
 impl AccountStore for PostgresStore {
-    /// Nothing is kept in memory: another instance may have written a moment ago.
-    fn check_in_memory(&self, _app: u32, _ids: &[&str]) -> Option<Vec<bool>> {
-        None
-    }
-
     async fn import(
         &self,
         app: u32,
@@ -663,8 +658,9 @@ impl AccountStore for PostgresStore {
         call!(self, |client| import_in(client, app, &items, policy))
     }
 
-    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
-        call!(self, |client| check_in(client, app, &ids))
+    /// Always the database, never memory: another instance may have written a moment ago.
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
+        call!(self, |client| check_in(client, app, ids))
     }
 
     async fn delete(

@@ -33,12 +33,14 @@ pub(super) enum IndexChange {
 }
 
 impl AccountIndex {
+    /// One look-up at a time: what the batched [`AccountIndex::contains_all`] is tested against.
+    #[cfg(test)]
     pub(super) fn contains(&self, app: u32, user_id: &str) -> bool {
         self.apps.get(&app).is_some_and(|a| a.contains(user_id))
     }
 
     /// Whether each of `ids` exists in `app`: one app lookup for the whole batch.
-    pub(super) fn contains_all(&self, app: u32, ids: &[&str]) -> Vec<bool> {
+    pub(super) fn contains_all<S: AsRef<str>>(&self, app: u32, ids: &[S]) -> Vec<bool> {
         match self.apps.get(&app) {
             Some(a) => a.contains_all(ids),
             None => vec![false; ids.len()],
@@ -260,6 +262,7 @@ impl AppIndex {
         None
     }
 
+    #[cfg(test)]
     fn contains(&self, user_id: &str) -> bool {
         if self.slots.is_empty() {
             return false;
@@ -268,14 +271,14 @@ impl AppIndex {
         self.find(user_id.as_bytes(), home, tag).is_some()
     }
 
-    fn contains_all(&self, ids: &[&str]) -> Vec<bool> {
+    fn contains_all<S: AsRef<str>>(&self, ids: &[S]) -> Vec<bool> {
         if self.slots.is_empty() {
             return vec![false; ids.len()];
         }
         // Pass 1: hash every ID (computation only, no loads of the table).
         let homes: Vec<(usize, u32)> = ids
             .iter()
-            .map(|id| Self::locate(&self.hasher, self.slots.len(), id.as_bytes()))
+            .map(|id| Self::locate(&self.hasher, self.slots.len(), id.as_ref().as_bytes()))
             .collect();
         // Pass 2: load every home slot. A loop of a few instructions per slot, so that the
         // CPU's reorder window holds dozens of these independent loads at once: with the
@@ -298,7 +301,7 @@ impl AppIndex {
         homes
             .iter()
             .zip(ids)
-            .map(|(&(home, tag), id)| self.find(id.as_bytes(), home, tag).is_some())
+            .map(|(&(home, tag), id)| self.find(id.as_ref().as_bytes(), home, tag).is_some())
             .collect()
     }
 

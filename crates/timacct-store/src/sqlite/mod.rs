@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId,
+    UserId, UserIdRef,
 };
 use index::AccountIndex;
 use writer::{Write, Writer};
@@ -201,16 +201,13 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn check(&self, app: u32, ids: Vec<UserId>) -> Result<Vec<bool>, StoreError> {
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
         if self.inner.index_ready.load(Ordering::Acquire) {
-            let index = self.inner.index.read();
-            return Ok(ids
-                .iter()
-                .map(|id| index.contains(app, id.as_str()))
-                .collect());
+            return Ok(self.inner.index.read().contains_all(app, ids));
         }
         // Until the writer has loaded the index (a few seconds for millions of accounts),
         // answer from the database.
+        let ids: Vec<UserId> = ids.iter().map(|id| id.to_user_id()).collect();
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
@@ -221,13 +218,6 @@ impl AccountStore for SqliteStore {
             Ok(out)
         })
         .await
-    }
-
-    fn check_in_memory(&self, app: u32, ids: &[&str]) -> Option<Vec<bool>> {
-        if !self.inner.index_ready.load(Ordering::Acquire) {
-            return None;
-        }
-        Some(self.inner.index.read().contains_all(app, ids))
     }
 
     async fn delete(
