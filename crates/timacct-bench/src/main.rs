@@ -46,16 +46,6 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         batch: u64,
     },
-    /// Price authentication: a first sight (full verify) against a repeat (cache hit).
-    AuthCost {
-        #[arg(long)]
-        sdkappid: u32,
-        #[arg(long)]
-        key: String,
-        /// Measured account_check throughput, to express the cost as a share of a request.
-        #[arg(long)]
-        rps: f64,
-    },
     /// Spin on the clock for `seconds` and report the gaps: the machine's own stalls (the
     /// host descheduling this vCPU, interrupts, kernel threads), which no server escapes.
     Hiccups {
@@ -83,7 +73,6 @@ fn main() -> anyhow::Result<()> {
         } => populate(data_dir, sdkappid, accounts),
         Command::Load(args) => load::run(args),
         Command::SqliteBaseline { db, rows, batch } => sqlite_baseline(db, rows, batch),
-        Command::AuthCost { sdkappid, key, rps } => auth_cost(sdkappid, key, rps),
         Command::Hiccups { seconds, over_us } => {
             hiccups(seconds, over_us);
             Ok(())
@@ -202,58 +191,5 @@ fn sqlite_baseline(db: PathBuf, rows: u64, batch: u64) -> anyhow::Result<()> {
         "sqlite_baseline rows={rows} batch={batch} secs={secs:.3} rows_per_sec={:.0}",
         rows as f64 / secs
     );
-    Ok(())
-}
-
-fn auth_cost(sdkappid: u32, key: String, rps: f64) -> anyhow::Result<()> {
-    use timacct_proto::Api;
-    use timacct_server::{AppConfig, AppState, SecretKey};
-    let dir = std::env::temp_dir().join(format!("timacct-auth-cost-{}", std::process::id()));
-    let store = SqliteStore::open(dir.join("timacct.db"))?;
-    let state = AppState::new(
-        vec![AppConfig::new(sdkappid, SecretKey::new(key.clone()))],
-        std::sync::Arc::new(store),
-    );
-    let gen = timacct_usersig::UserSigGenerator::new(u64::from(sdkappid), &key);
-    let now = timacct_proto::unix_now();
-    let query = |sig: &str| {
-        format!(
-            "sdkappid={sdkappid}&identifier=administrator&usersig={sig}&random=1&contenttype=json"
-        )
-    };
-    // First sight: every sig is new (different expiry), so each call decodes and checks the HMAC.
-    let fresh: Vec<String> = (0..20_000)
-        .map(|i| query(&gen.gen("administrator", 86_400 + i, now)))
-        .collect();
-    let t = Instant::now();
-    for q in &fresh {
-        state
-            .authorize(Api::AccountCheck, q)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let miss_ns = t.elapsed().as_nanos() as f64 / fresh.len() as f64;
-    let q = query(&gen.gen("administrator", 86_400, now));
-    state
-        .authorize(Api::AccountCheck, &q)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let n = 1_000_000;
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(
-            state
-                .authorize(Api::AccountCheck, std::hint::black_box(&q))
-                .is_ok(),
-        );
-    }
-    let hit_ns = t.elapsed().as_nanos() as f64 / n as f64;
-    let request_ns = 1e9 / rps.max(1.0);
-    println!(
-        "auth first sight: {:.1} us; repeat (cached): {:.0} ns = {:.1}% of one account_check request at {:.0} req/s",
-        miss_ns / 1000.0,
-        hit_ns,
-        100.0 * hit_ns / request_ns,
-        rps
-    );
-    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

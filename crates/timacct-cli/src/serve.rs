@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use timacct_server::{AppState, Config, RedisRateLimiter};
+use timacct_server::{Config, RedisRateLimiter, ServerBuilder};
 use timacct_store::{AccountStore, PostgresOptions, PostgresStore, SqliteStore};
 use timacct_usersig::UserSigGenerator;
 
@@ -221,15 +221,16 @@ async fn start(
         backend.describe()
     );
     tracing::info!(%addr, apps = apps.len(), "serving");
-    let mut state = AppState::new(apps, backend.store()).with_limits(args.server.limits());
+    let mut builder = ServerBuilder::new(apps, backend.store()).limits(args.server.limits());
     if let Some(redis) = redis {
-        state = state.with_redis(redis);
+        builder = builder.redis(redis);
     }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let server = builder.build();
     Ok(async move {
-        match tls {
-            Some(tls) => timacct_server::serve_tls(listener, state, tls, shutdown_signal()).await?,
-            None => timacct_server::serve(listener, state, shutdown_signal()).await?,
-        }
+        server.serve(listener, shutdown_signal()).await?;
         backend.close();
         tracing::info!("stopped");
         Ok(())

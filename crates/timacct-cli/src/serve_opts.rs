@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use timacct_server::Limits;
+use timacct_server::ServerLimits;
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,16 +21,16 @@ pub enum LogFormat {
 #[derive(Args)]
 pub struct ServerOptions {
     /// Requests handled at once; more wait in a queue, then get 60018 (retryable).
-    #[arg(long, env = "TIMACCT_MAX_CONCURRENT_REQUESTS", default_value_t = Limits::default().max_concurrent_requests)]
+    #[arg(long, env = "TIMACCT_MAX_CONCURRENT_REQUESTS", default_value_t = ServerLimits::default().max_concurrent_requests)]
     pub max_concurrent_requests: usize,
     /// Requests that may wait for a slot; one more gets 60018 at once.
-    #[arg(long, env = "TIMACCT_MAX_QUEUED_REQUESTS", default_value_t = Limits::default().max_queued_requests)]
+    #[arg(long, env = "TIMACCT_MAX_QUEUED_REQUESTS", default_value_t = ServerLimits::default().max_queued_requests)]
     pub max_queued_requests: usize,
     /// How long a request may wait for a slot, in milliseconds, before it gets 60018.
     #[arg(long, env = "TIMACCT_QUEUE_TIMEOUT_MS", default_value_t = 1000)]
     pub queue_timeout_ms: u64,
     /// Open client connections; one more is answered 60018 and closed.
-    #[arg(long, env = "TIMACCT_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    #[arg(long, env = "TIMACCT_MAX_CONNECTIONS", default_value_t = ServerLimits::default().max_connections)]
     pub max_connections: usize,
     /// Seconds from a request's first byte to the end of its headers (slowloris guard).
     #[arg(long, env = "TIMACCT_HEADER_TIMEOUT", default_value_t = 10)]
@@ -77,8 +77,8 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     /// The server limits these flags describe.
-    pub fn limits(&self) -> Limits {
-        Limits {
+    pub fn limits(&self) -> ServerLimits {
+        ServerLimits {
             max_concurrent_requests: self.max_concurrent_requests.max(1),
             max_queued_requests: self.max_queued_requests,
             queue_timeout: Duration::from_millis(self.queue_timeout_ms),

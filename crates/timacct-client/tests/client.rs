@@ -17,7 +17,7 @@ use timacct_client::{
     QueryOnlineStatusRequest, RateLimits, RetryPolicy, SigLifetime, Stopped, UserIdItem,
 };
 use timacct_proto::Api;
-use timacct_server::{AppConfig, AppState, RateLimits as ServerLimits, SecretKey};
+use timacct_server::{AppConfig, RateLimitPolicy as ServerLimits, SecretKey, ServerBuilder};
 use timacct_store::SqliteStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -543,11 +543,11 @@ async fn real_server(limits: ServerLimits) -> Server {
     let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
     let mut app = AppConfig::new(APP, SecretKey::new(KEY));
     app.rate_limits = limits;
-    let state = AppState::new(vec![app], Arc::new(store.clone()));
+    let server = ServerBuilder::new(vec![app], Arc::new(store.clone())).build();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(timacct_server::serve(listener, state, async move {
+    tokio::spawn(server.serve(listener, async move {
         let _ = stopped.await;
     }));
     Server {

@@ -80,7 +80,7 @@ pub enum Plan {
 
 /// Per-API rate limits of an app.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum RateLimits {
+pub enum RateLimitPolicy {
     /// Tencent's documented limits.
     #[default]
     Tencent,
@@ -90,13 +90,13 @@ pub enum RateLimits {
     Custom(BTreeMap<Api, u32>),
 }
 
-impl RateLimits {
+impl RateLimitPolicy {
     /// The calls per second allowed for `api`, or `None` for unlimited.
     pub fn limit(&self, api: Api) -> Option<u32> {
         match self {
-            RateLimits::Tencent => Some(api.documented_rate_limit()),
-            RateLimits::Off => None,
-            RateLimits::Custom(map) => Some(
+            RateLimitPolicy::Tencent => Some(api.documented_rate_limit()),
+            RateLimitPolicy::Off => None,
+            RateLimitPolicy::Custom(map) => Some(
                 map.get(&api)
                     .copied()
                     .unwrap_or(api.documented_rate_limit()),
@@ -105,7 +105,7 @@ impl RateLimits {
     }
 }
 
-impl<'de> Deserialize<'de> for RateLimits {
+impl<'de> Deserialize<'de> for RateLimitPolicy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -114,8 +114,8 @@ impl<'de> Deserialize<'de> for RateLimits {
             Table(BTreeMap<String, u32>),
         }
         match Raw::deserialize(d)? {
-            Raw::Word(w) if w == "tencent" => Ok(RateLimits::Tencent),
-            Raw::Word(w) if w == "off" => Ok(RateLimits::Off),
+            Raw::Word(w) if w == "tencent" => Ok(RateLimitPolicy::Tencent),
+            Raw::Word(w) if w == "off" => Ok(RateLimitPolicy::Off),
             Raw::Word(w) => Err(serde::de::Error::custom(format!(
                 "rate_limits must be \"tencent\", \"off\" or a table of calls per second, not {w:?}"
             ))),
@@ -127,7 +127,7 @@ impl<'de> Deserialize<'de> for RateLimits {
                     })?;
                     map.insert(api, n);
                 }
-                Ok(RateLimits::Custom(map))
+                Ok(RateLimitPolicy::Custom(map))
             }
         }
     }
@@ -156,7 +156,7 @@ pub struct AppConfig {
     pub account_deletion: bool,
     /// Per-API rate limits.
     #[serde(default)]
-    pub rate_limits: RateLimits,
+    pub rate_limits: RateLimitPolicy,
     /// The most accounts the app may hold.
     #[serde(default)]
     pub max_accounts: Option<u64>,
@@ -171,7 +171,7 @@ impl AppConfig {
             admins: default_admins(),
             plan: Plan::Trial,
             account_deletion: false,
-            rate_limits: RateLimits::Tencent,
+            rate_limits: RateLimitPolicy::Tencent,
             max_accounts: None,
         }
     }

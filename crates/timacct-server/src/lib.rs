@@ -1,69 +1,40 @@
 //! The timacct server: Tencent Cloud Chat's account-management REST API, wire-exact, over a
 //! [`timacct_store::AccountStore`].
 //!
-//! [`serve`] is the seam tests and the binary share: bind a listener (port 0 in tests), build
-//! an [`AppState`], pass a shutdown future. Handlers stay thin: bytes become typed requests in
-//! `timacct-proto`, one store call does the work, and the response goes back as bytes.
+//! [`ServerBuilder`] configures a [`Server`]; [`Server::serve`] is the seam tests and the
+//! binary share: bind a listener (port 0 in tests), pass a shutdown future. Where things
+//! live:
+//!
+//! - `transport/`: the accept loop, connection I/O and read deadlines, TLS, the request gate;
+//! - `router`: which part answers which path;
+//! - `api/`: Tencent's REST API, one file per API, with its envelope and rate limits;
+//! - `auth/`: UserSig verification, then the caller's role;
+//! - `sessions/`, `control/`, `callbacks/`: users' WebSocket logins, the emulator controls
+//!   under `/timacct/v1/`, and callbacks to the app (homes for what comes next);
+//! - `ops/`: `/healthz`, `/readyz`, `/metrics`;
+//! - `apps`, `config`, `state`, `server`: the hosted apps, their config file, what a running
+//!   server holds, and its builder.
 #![deny(missing_docs)]
 
+mod api;
+mod apps;
 mod auth;
+mod callbacks;
 pub mod config;
-mod conn;
-mod handlers;
-mod http;
-mod limits;
-mod listener;
-mod metrics;
-mod overload;
-mod ratelimit;
-mod spin;
+mod control;
+mod ops;
+mod request_id;
+mod router;
+mod server;
+mod sessions;
 mod state;
-mod tls;
+mod transport;
 
-use std::future::Future;
-use std::sync::Arc;
-
-pub use config::{AppConfig, Config, ConfigError, Plan, RateLimits, SecretKey};
-pub use limits::{Limits, DEFAULT_BUSY_POLL_US};
-pub use ratelimit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
-/// The TLS configuration [`serve_tls`] takes (rustls's).
+pub use api::rate_limit::{RateLimitError, RedisRateLimiter, REDIS_TIMEOUT};
+pub use apps::REIMPORT_BLOCK_SECS;
+pub use config::{AppConfig, Config, ConfigError, Plan, RateLimitPolicy, SecretKey};
+/// The TLS configuration [`ServerBuilder::tls`] takes (rustls's).
 pub use rustls::ServerConfig as TlsServerConfig;
-pub use state::{AppState, DEFAULT_BODY_LIMIT, REIMPORT_BLOCK_SECS};
-pub use tls::{load_tls_config, TlsError};
-
-/// An axum router answering every path as the server does (for embedding in another axum
-/// app; [`serve`] does not use it, it drives hyper itself to enforce the [`Limits`]).
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .fallback(
-            |axum::extract::State(state): axum::extract::State<AppState>,
-             request: axum::extract::Request| http::handle(state, request),
-        )
-        .with_state(state)
-}
-
-/// Serve plain HTTP on `listener` until `shutdown` completes; requests in flight then finish
-/// before this returns. The state's [`Limits`] apply.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    conn::run(listener, state, None, shutdown).await
-}
-
-/// Serve HTTPS on `listener` (see [`load_tls_config`]), otherwise exactly as [`serve`].
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    tls: Arc<TlsServerConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    conn::run(
-        listener,
-        state,
-        Some(tokio_rustls::TlsAcceptor::from(tls)),
-        shutdown,
-    )
-    .await
-}
+pub use server::{Server, ServerBuilder, DEFAULT_BODY_LIMIT};
+pub use transport::limits::{ServerLimits, DEFAULT_BUSY_POLL_US};
+pub use transport::tls::{load_tls_config, TlsError};

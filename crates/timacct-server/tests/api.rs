@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_TYPE, HOST};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use timacct_proto::Api;
-use timacct_server::{AppConfig, RateLimits, SecretKey};
+use timacct_server::{AppConfig, RateLimitPolicy, SecretKey};
 use timacct_usersig::{Framing, UserSigGenerator};
 
 fn items(ids: &[&str]) -> Vec<Value> {
@@ -1571,7 +1571,7 @@ async fn rate_limits_are_per_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_off_never_refuse() {
     let app = spawn_app().await;
-    assert_eq!(app.config(APP).rate_limits, RateLimits::Off);
+    assert_eq!(app.config(APP).rate_limits, RateLimitPolicy::Off);
     let url = app.url(CHECK, &app.admin_query(APP));
     let body = json!({ "CheckItem": items(&["a"]) }).to_string();
     let codes = hammer(&app, &url, &body, 8, 40).await;
@@ -1615,7 +1615,7 @@ async fn hammer(app: &TestApp, url: &str, body: &str, tasks: usize, per_task: us
 async fn tencent_default_limits_are_on_by_default() {
     // AppConfig::new's default is Tencent's limits: account_check 100/s.
     let config = AppConfig::new(APP, SecretKey::new(KEY));
-    assert_eq!(config.rate_limits, RateLimits::Tencent);
+    assert_eq!(config.rate_limits, RateLimitPolicy::Tencent);
     let app = spawn_with(vec![config]).await;
     let url = app.url(CHECK, &app.admin_query(APP));
     let body = json!({ "CheckItem": items(&["a"]) }).to_string();

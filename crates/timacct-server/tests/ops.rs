@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
-use timacct_server::{AppState, Limits};
+use timacct_server::{ServerBuilder, ServerLimits as Limits};
 use timacct_store::{AccountStore, SqliteStore};
 use timacct_usersig::UserSigGenerator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,23 +31,21 @@ async fn spawn(limits: Limits, tls: Option<Arc<timacct_server::TlsServerConfig>>
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
     let dyn_store: Arc<dyn AccountStore> = Arc::new(store.clone());
-    let state = AppState::new(vec![app_config(APP, KEY)], dyn_store).with_limits(limits);
+    let mut builder = ServerBuilder::new(vec![app_config(APP, KEY)], dyn_store).limits(limits);
+    let scheme = match tls {
+        Some(tls) => {
+            builder = builder.tls(tls);
+            "https"
+        }
+        None => "http",
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = rx.await;
     };
-    let scheme = match tls {
-        Some(tls) => {
-            tokio::spawn(timacct_server::serve_tls(listener, state, tls, shutdown));
-            "https"
-        }
-        None => {
-            tokio::spawn(timacct_server::serve(listener, state, shutdown));
-            "http"
-        }
-    };
+    tokio::spawn(builder.build().serve(listener, shutdown));
     Server {
         addr,
         base: format!("{scheme}://localhost:{}", addr.port()),
@@ -195,11 +193,11 @@ fn down() -> timacct_store::StoreError {
 
 #[tokio::test]
 async fn readyz_is_503_when_storage_is_unreachable_while_healthz_stays_200() {
-    let state = AppState::new(vec![app_config(APP, KEY)], Arc::new(Unreachable));
+    let server = ServerBuilder::new(vec![app_config(APP, KEY)], Arc::new(Unreachable)).build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(timacct_server::serve(listener, state, async move {
+    tokio::spawn(server.serve(listener, async move {
         let _ = rx.await;
     }));
     let client = plain_client(addr);

@@ -14,7 +14,7 @@ use common::*;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use timacct_server::{AppState, Limits};
+use timacct_server::{ServerBuilder, ServerLimits as Limits};
 use timacct_store::{AccountStore, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,11 +36,13 @@ async fn spawn_limited(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
     let dyn_store: Arc<dyn AccountStore> = Arc::new(store.clone());
-    let state = AppState::new(vec![app_config(APP, KEY)], dyn_store).with_limits(limits);
+    let server = ServerBuilder::new(vec![app_config(APP, KEY)], dyn_store)
+        .limits(limits)
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(timacct_server::serve(listener, state, async move {
+    tokio::spawn(server.serve(listener, async move {
         let _ = rx.await;
     }));
     Server {

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_proto::Api;
-use timacct_server::{AppConfig, AppState, Plan, RateLimits, RedisRateLimiter, SecretKey};
+use timacct_server::{
+    AppConfig, Plan, RateLimitPolicy, RedisRateLimiter, SecretKey, ServerBuilder,
+};
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
     AccountStore, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions, PostgresStore, UserId,
@@ -47,11 +49,11 @@ const MAX: u64 = 30;
 fn apps() -> Vec<AppConfig> {
     let base = |sdkappid| {
         let mut a = AppConfig::new(sdkappid, SecretKey::new(KEY));
-        a.rate_limits = RateLimits::Off;
+        a.rate_limits = RateLimitPolicy::Off;
         a
     };
     let mut limited = base(LIMITED);
-    limited.rate_limits = RateLimits::Custom(BTreeMap::from([(Api::AccountCheck, LIMIT)]));
+    limited.rate_limits = RateLimitPolicy::Custom(BTreeMap::from([(Api::AccountCheck, LIMIT)]));
     let mut pro = base(PRO);
     pro.plan = Plan::Pro;
     pro.account_deletion = true;
@@ -111,14 +113,14 @@ impl Instance {
             ..PostgresOptions::default()
         };
         let store = PostgresStore::connect_with(db_url, options).await.unwrap();
-        let mut state = AppState::new(apps(), Arc::new(store.clone()));
+        let mut builder = ServerBuilder::new(apps(), Arc::new(store.clone()));
         if let Some((url, prefix)) = redis {
-            state = state.with_redis(RedisRateLimiter::connect(url, prefix).await.unwrap());
+            builder = builder.redis(RedisRateLimiter::connect(url, prefix).await.unwrap());
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(timacct_server::serve(listener, state, async {
+        let task = tokio::spawn(builder.build().serve(listener, async {
             let _ = stopped.await;
         }));
         Instance {

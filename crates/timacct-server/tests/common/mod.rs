@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use timacct_server::{AppConfig, AppState, Plan, RateLimits, SecretKey};
+use timacct_server::{AppConfig, Plan, RateLimitPolicy, SecretKey, ServerBuilder};
 use timacct_store::{Account, AccountStore, SqliteStore, UserId};
 use timacct_usersig::{hmac_b64, sign_content, tencent_b64_encode, UserSigGenerator};
 use tokio::sync::oneshot;
@@ -37,7 +37,7 @@ pub const INFO_70107: &str = "Err_TLS_PT_Open_Login_Account_Not_Exist";
 /// An app with every setting at its default except rate limits, which are off.
 pub fn app_config(sdkappid: u32, key: &str) -> AppConfig {
     let mut config = AppConfig::new(sdkappid, SecretKey::new(key));
-    config.rate_limits = RateLimits::Off;
+    config.rate_limits = RateLimitPolicy::Off;
     config
 }
 
@@ -52,7 +52,8 @@ pub fn pro_config(sdkappid: u32, key: &str, account_deletion: bool) -> AppConfig
 /// An app with explicit per-API limits.
 pub fn limited_config(sdkappid: u32, key: &str, limits: &[(timacct_proto::Api, u32)]) -> AppConfig {
     let mut config = app_config(sdkappid, key);
-    config.rate_limits = RateLimits::Custom(limits.iter().copied().collect::<BTreeMap<_, _>>());
+    config.rate_limits =
+        RateLimitPolicy::Custom(limits.iter().copied().collect::<BTreeMap<_, _>>());
     config
 }
 
@@ -286,13 +287,13 @@ async fn serve(
     store: SqliteStore,
 ) -> (String, oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
     let dyn_store: Arc<dyn AccountStore> = Arc::new(store);
-    let state = AppState::new(configs, dyn_store);
+    let server = ServerBuilder::new(configs, dyn_store).build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(timacct_server::serve(listener, state, async move {
+    let handle = tokio::spawn(server.serve(listener, async move {
         let _ = rx.await;
     }));
     (format!("http://{addr}"), tx, handle)

@@ -10,15 +10,9 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use timacct_proto::{Api, ErrorCode};
-use timacct_store::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId, UserIdRef,
-};
 
 /// Upper bounds of the latency buckets, in nanoseconds (50 µs … 10 s).
 const BUCKETS_NS: [u64; 17] = [
@@ -321,70 +315,12 @@ fn route_name(route: usize) -> &'static str {
     Api::ALL.get(route).map_or("other", |api| api.command())
 }
 
-/// A store that times every call into the metrics, then hands it to the real one.
-pub(crate) struct TimedStore {
-    pub inner: Arc<dyn AccountStore>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl TimedStore {
-    fn record<T>(&self, op: StoreOp, started: Instant, result: &Result<T, StoreError>) {
-        self.metrics.store(op, started.elapsed(), result.is_ok());
-    }
-}
-
-#[async_trait]
-impl AccountStore for TimedStore {
-    async fn import(
-        &self,
-        app: u32,
-        items: Vec<ImportItem>,
-        policy: ImportPolicy,
-    ) -> Result<Vec<ImportOutcome>, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.import(app, items, policy).await;
-        self.record(StoreOp::Import, started, &result);
-        result
-    }
-
-    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.check(app, ids).await;
-        self.record(StoreOp::Check, started, &result);
-        result
-    }
-
-    async fn delete(
-        &self,
-        app: u32,
-        ids: Vec<UserId>,
-        now: i64,
-    ) -> Result<Vec<DeleteOutcome>, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.delete(app, ids, now).await;
-        self.record(StoreOp::Delete, started, &result);
-        result
-    }
-
-    async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.account(app, id).await;
-        self.record(StoreOp::Account, started, &result);
-        result
-    }
-
-    async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.account_count(app).await;
-        self.record(StoreOp::AccountCount, started, &result);
-        result
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
 
     #[test]
     fn counts_and_buckets_add_up_across_threads() {

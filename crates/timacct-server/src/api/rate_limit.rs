@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use timacct_proto::Api;
 
-use crate::config::RateLimits;
+use crate::config::RateLimitPolicy;
 
 /// The longest one rate-limit decision may wait for Redis (connecting included) before the
 /// call is answered 70500.
@@ -93,12 +93,12 @@ pub enum Limiter {
 
 impl Limiter {
     /// In-process buckets for the given limits.
-    pub fn local(limits: &RateLimits) -> Self {
+    pub fn local(limits: &RateLimitPolicy) -> Self {
         Limiter::Local(Box::new(LocalBuckets::new(limits)))
     }
 
     /// Buckets in Redis for the given limits of app `sdkappid`.
-    pub fn shared(redis: RedisRateLimiter, sdkappid: u32, limits: &RateLimits) -> Self {
+    pub fn shared(redis: RedisRateLimiter, sdkappid: u32, limits: &RateLimitPolicy) -> Self {
         Limiter::Shared {
             redis,
             sdkappid,
@@ -135,7 +135,7 @@ struct Bucket {
 
 impl LocalBuckets {
     /// Buckets for the given limits.
-    pub fn new(limits: &RateLimits) -> Self {
+    pub fn new(limits: &RateLimitPolicy) -> Self {
         let now = Instant::now();
         LocalBuckets {
             buckets: Api::ALL.map(|api| {

@@ -5,16 +5,16 @@
 
 use std::time::Duration;
 
-/// The default [`Limits::busy_poll`], in microseconds: off. On this project's KVM machines
+/// The default [`ServerLimits::busy_poll`], in microseconds: off. On this project's KVM machines
 /// busy polling for 200 µs took a third off the median latency of `account_check` at half
 /// load (45 to 30 µs) but did not lower its p99, which the machine's own stalls decide
 /// (`bench/README.md`), and it keeps a core busy for as long as requests keep coming: a
 /// trade for an operator to choose, not a default.
 pub const DEFAULT_BUSY_POLL_US: u64 = 0;
 
-/// Server-wide limits; [`Limits::default`] suits a production instance.
+/// Server-wide limits; [`ServerLimits::default`] suits a production instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct ServerLimits {
     /// Requests handled at once. Beyond it a request waits in a queue (see below); this, with
     /// the body limit, is what bounds the memory held by requests.
     pub max_concurrent_requests: usize,
@@ -49,9 +49,9 @@ pub struct Limits {
     pub busy_poll: Duration,
 }
 
-impl Default for Limits {
+impl Default for ServerLimits {
     fn default() -> Self {
-        Limits {
+        ServerLimits {
             max_concurrent_requests: 512,
             max_queued_requests: 2048,
             queue_timeout: Duration::from_secs(1),
