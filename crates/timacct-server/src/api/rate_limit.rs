@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
-use timacct_proto::Api;
+use timacct_proto::{Api, PerApi};
 
 use crate::config::RateLimitPolicy;
 
@@ -86,8 +86,8 @@ pub enum Limiter {
         redis: RedisRateLimiter,
         /// The app, part of every bucket's key.
         sdkappid: u32,
-        /// Calls per second for each API ([`Api::index`]); `None` is unlimited.
-        rates: [Option<u32>; 6],
+        /// Calls per second for each API; `None` is unlimited.
+        rates: PerApi<Option<u32>>,
     },
 }
 
@@ -102,7 +102,7 @@ impl Limiter {
         Limiter::Shared {
             redis,
             sdkappid,
-            rates: Api::ALL.map(|api| limits.limit(api)),
+            rates: PerApi::from_fn(|api| limits.limit(api)),
         }
     }
 
@@ -114,7 +114,7 @@ impl Limiter {
                 redis,
                 sdkappid,
                 rates,
-            } => match rates[api.index()] {
+            } => match rates[api] {
                 None => Ok(true),
                 Some(rate) => redis.take(*sdkappid, api, rate.max(1)).await,
             },
@@ -124,7 +124,7 @@ impl Limiter {
 
 /// The in-process buckets of one app.
 pub struct LocalBuckets {
-    buckets: [Option<Mutex<Bucket>>; 6],
+    buckets: PerApi<Option<Mutex<Bucket>>>,
 }
 
 struct Bucket {
@@ -138,7 +138,7 @@ impl LocalBuckets {
     pub fn new(limits: &RateLimitPolicy) -> Self {
         let now = Instant::now();
         LocalBuckets {
-            buckets: Api::ALL.map(|api| {
+            buckets: PerApi::from_fn(|api| {
                 limits.limit(api).map(|rate| {
                     let rate = f64::from(rate.max(1));
                     Mutex::new(Bucket {
@@ -153,7 +153,7 @@ impl LocalBuckets {
 
     /// Take one call from `api`'s bucket; `false` means over the limit.
     pub fn allow(&self, api: Api) -> bool {
-        let Some(bucket) = &self.buckets[api.index()] else {
+        let Some(bucket) = &self.buckets[api] else {
             return true;
         };
         let mut b = bucket.lock();

@@ -37,9 +37,9 @@ const BUCKETS_NS: [u64; 17] = [
 /// The buckets plus +Inf.
 const SLOTS: usize = BUCKETS_NS.len() + 1;
 
-/// The six APIs plus "other" (unknown paths, wrong methods).
-const ROUTES: usize = Api::ALL.len() + 1;
-const OTHER_ROUTE: usize = Api::ALL.len();
+/// Every API of the table plus "other" (unknown paths, wrong methods).
+const ROUTES: usize = Api::COUNT + 1;
+const OTHER_ROUTE: usize = Api::COUNT;
 /// Every code of the table plus one slot for a code the table does not know.
 const CODES: usize = ErrorCode::ALL.len() + 1;
 
@@ -300,15 +300,7 @@ impl Metrics {
 
 #[inline]
 fn route_index(api: Option<Api>) -> usize {
-    match api {
-        Some(Api::AccountImport) => 0,
-        Some(Api::MultiAccountImport) => 1,
-        Some(Api::AccountCheck) => 2,
-        Some(Api::AccountDelete) => 3,
-        Some(Api::Kick) => 4,
-        Some(Api::QueryOnlineStatus) => 5,
-        None => OTHER_ROUTE,
-    }
+    api.map_or(OTHER_ROUTE, Api::index)
 }
 
 fn route_name(route: usize) -> &'static str {
