@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use timacct_client::{
     AccountListEntry, AccountStatus, Api, BulkOptions, BulkStream, CancelFlag, Client, Endpoint,
-    ImportShape, ItemResult, RateLimits, RetryPolicy, SigLifetime, Stopped,
+    ImportShape, ItemResult, Pacing, RetryPolicy, SigLifetime, Stopped,
 };
 use timacct_proto::{MAX_BATCH, MAX_ONLINE_BATCH};
 
@@ -421,18 +421,18 @@ fn build_client(
     endpoint: Endpoint,
     api: Api,
 ) -> anyhow::Result<Client> {
-    let mut limits = RateLimits::documented();
+    let mut pacing = Pacing::documented();
     if let Some(rate) = connection.rate {
         if !(rate.is_finite() && rate > 0.0) {
             bail!("--rate must be a positive number of calls per second");
         }
-        limits = limits.with(api, rate);
+        pacing = pacing.with(api, rate);
     }
     Ok(
         Client::builder(endpoint, connection.sdkappid, connection.key.clone())
             .admin(connection.admin.clone())
             .sig_lifetime(SigLifetime::new(Duration::from_secs(connection.sig_expire)))
-            .rate_limits(limits)
+            .pacing(pacing)
             .retry(RetryPolicy {
                 max_attempts: connection.attempts,
                 ..RetryPolicy::default()

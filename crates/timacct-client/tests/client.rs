@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use timacct_client::{
     AccountCheckRequest, AccountListEntry, AccountStatus, BulkOptions, CancelFlag, Client, Clock,
-    Endpoint, Error, ErrorCode, ImportShape, ItemResult, KickRequest, Progress,
-    QueryOnlineStatusRequest, RateLimits, RetryPolicy, SigLifetime, Stopped, UserIdItem,
+    Endpoint, Error, ErrorCode, ImportShape, ItemResult, KickRequest, Pacing, Progress,
+    QueryOnlineStatusRequest, RetryPolicy, SigLifetime, Stopped, UserIdItem,
 };
 use timacct_proto::Api;
 use timacct_server::{AppConfig, AppState, RateLimits as ServerLimits, SecretKey};
@@ -271,7 +271,7 @@ fn fast_retry(max_attempts: u32) -> RetryPolicy {
 fn client(endpoint: Endpoint, retry: RetryPolicy) -> Client {
     Client::builder(endpoint, APP, KEY)
         .retry(retry)
-        .rate_limits(RateLimits::unlimited())
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap()
 }
@@ -673,7 +673,7 @@ async fn a_server_stricter_than_the_client_pace_is_absorbed_by_backing_off() {
 async fn pacing_at_the_servers_limit_never_provokes_60007() {
     let server = real_server(custom_limits(Api::AccountCheck, 20)).await;
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::AccountCheck, 20.0))
+        .pacing(Pacing::documented().with(Api::AccountCheck, 20.0))
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
@@ -695,7 +695,7 @@ async fn usersig_is_renewed_before_it_expires_on_a_long_job() {
             validity: Duration::from_secs(3),
             renew_after: 2.0 / 3.0,
         })
-        .rate_limits(RateLimits::unlimited().with(Api::AccountCheck, 2.0))
+        .pacing(Pacing::unlimited().with(Api::AccountCheck, 2.0))
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
@@ -740,7 +740,7 @@ async fn without_renewal_the_same_job_would_see_70001() {
 async fn cancel_lets_the_batch_in_flight_finish_and_says_how_far_it_got() {
     let server = real_server(ServerLimits::Tencent).await;
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::AccountCheck, 10.0))
+        .pacing(Pacing::documented().with(Api::AccountCheck, 10.0))
         .build()
         .unwrap();
     let cancel = CancelFlag::new();
@@ -771,7 +771,7 @@ async fn cancel_sends_none_of_the_batches_still_waiting_for_their_pace() {
     // Two calls per second: the whole job (10 batches) would take five seconds, and with
     // four batches in flight three or four are always waiting for their slot.
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::MultiAccountImport, 2.0))
+        .pacing(Pacing::documented().with(Api::MultiAccountImport, 2.0))
         .build()
         .unwrap();
     let cancel = CancelFlag::new();
@@ -812,7 +812,7 @@ async fn cancel_sends_none_of_the_batches_still_waiting_for_their_pace() {
     // The server agrees: exactly the first `processed` accounts were imported, nothing
     // beyond them was sent.
     let checker = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::unlimited())
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap();
     let (checked, stop) =
