@@ -7,9 +7,6 @@
 //!   (every earlier commit kept, and the log says what was dropped); a log damaged before
 //!   later commits, and a main database file that is garbage, empty or truncated, make the
 //!   server refuse to start with a message naming the file, leaving the files untouched.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use timacct_store::{AccountStore, SqliteStore, UserId};
 
-mod common;
-
-use common::{serve_command, try_spawn, Server};
+use crate::common::{serve_command, try_spawn, Server};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "crash-test-key";

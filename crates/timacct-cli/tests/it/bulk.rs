@@ -2,9 +2,6 @@
 //! against the real server (`timacct serve`) on a loopback port: bulk jobs under Tencent's
 //! rate limits, a server stricter than the client's pace, CSV input, output formats, exit
 //! codes, Ctrl-C and --resume-from, UserSig renewal.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned process is waited for (servers by `Server`'s Drop).
-#![allow(clippy::zombie_processes)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,9 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{serve_command, spawn, BIN};
+use crate::common::{self, serve_command, spawn, BIN};
 
 const APP: u32 = 1_400_000_888;
 const KEY: &str = "bulk-test-key";

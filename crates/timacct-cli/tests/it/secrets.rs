@@ -1,9 +1,6 @@
 //! The real `timacct serve` binary and what it leaves behind: logs at debug level that trace
 //! each request (request id, API, `random`) but never carry a key or a UserSig, JSON logs,
 //! an owner-only data directory, and HTTPS from `--tls-cert`/`--tls-key`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,9 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-mod common;
-
-use common::{serve_command, spawn, BIN};
+use crate::common::{self, serve_command, spawn, BIN};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "secret-key-that-must-never-be-logged-7f3a9c";

@@ -1,8 +1,5 @@
 //! The real `timacct` binary: start-up banner, `sig`, SIGTERM shutdown, and durability
 //! across `kill -9`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -10,9 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{serve_command, spawn, Server, BIN};
+use crate::common::{serve_command, spawn, Server, BIN};
 
 const APP: u32 = 1400000777;
 const KEY: &str = "test-key-for-the-binary";

@@ -1,7 +1,6 @@
 //! The client over real HTTP: retries and failover against a fault-injecting fixture, and
 //! bulk jobs, pacing and UserSig renewal against the real timacct server (in process, over a
 //! real SQLite file).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;

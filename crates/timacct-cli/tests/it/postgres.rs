@@ -4,9 +4,6 @@
 //! Runs in a fresh database (dropped at the end) under a fresh Redis key prefix. Without
 //! PostgreSQL or Redis it skips with a message, unless `TIMACCT_TEST_DATABASE_URL` /
 //! `TIMACCT_TEST_REDIS_URL` or `CI` is set: then it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::Path;
 use std::process::Command;
@@ -15,9 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use timacct_store::postgres::TestDatabase;
 
-mod common;
-
-use common::{serve_command, spawn, Server, BIN};
+use crate::common::{serve_command, spawn, Server, BIN};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "two-instances-key";

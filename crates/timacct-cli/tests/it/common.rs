@@ -1,6 +1,4 @@
 //! Running the real `timacct serve` binary, for every test file of this crate.
-// Each test file uses only part of this module.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
