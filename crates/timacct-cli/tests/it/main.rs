@@ -1,5 +1,6 @@
-//! The `timacct` binary's integration tests, as one test binary (one link, one process
-//! start per test under nextest, instead of one binary per file, each compiling `common`).
+//! The `timacct` binary's integration tests, as one test binary: each module a group of
+//! tests, the helpers they share in `common` (compiled and linked once, not once per test
+//! file, and with no part of it unused).
 // A test fails by panicking: unwrap and expect are how it says what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // Every spawned process is waited for (servers by `common::Server`'s Drop).
