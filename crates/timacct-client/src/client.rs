@@ -19,7 +19,7 @@ use timacct_proto::{
 use crate::bulk::CancelFlag;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::pacing::{Pacer, RateLimits};
+use crate::pacing::{Pacer, Pacing};
 use crate::retry::RetryPolicy;
 use crate::usersig::{Clock, SigLifetime, SigSource, SystemClock};
 
@@ -33,7 +33,7 @@ pub struct ClientBuilder {
     lifetime: SigLifetime,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
-    rate_limits: RateLimits,
+    pacing: Pacing,
     timeout: Duration,
     connect_timeout: Duration,
     failback_after: Duration,
@@ -48,7 +48,7 @@ impl fmt::Debug for ClientBuilder {
             .field("admin", &self.admin)
             .field("lifetime", &self.lifetime)
             .field("retry", &self.retry)
-            .field("rate_limits", &self.rate_limits)
+            .field("pacing", &self.pacing)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -81,9 +81,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How fast each API may be called (default: Tencent's documented limits).
-    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
-        self.rate_limits = limits;
+    /// How fast the client calls each API (default: Tencent's documented limits).
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
         self
     }
 
@@ -126,8 +126,8 @@ impl ClientBuilder {
                     self.lifetime,
                     self.clock,
                 ),
-                pacer: Pacer::new(&self.rate_limits),
-                rate_limits: self.rate_limits,
+                pacer: Pacer::new(&self.pacing),
+                pacing: self.pacing,
                 retry: self.retry,
                 host: Mutex::new(HostChoice {
                     index: 0,
@@ -155,7 +155,7 @@ struct Inner {
     sdkappid: u32,
     sigs: SigSource,
     pacer: Pacer,
-    rate_limits: RateLimits,
+    pacing: Pacing,
     retry: RetryPolicy,
     /// Which base URL to try first: the backup stays preferred for a while after a failover,
     /// so that every call does not pay a connection timeout on a dead main host.
@@ -204,7 +204,7 @@ impl Client {
             lifetime: SigLifetime::default(),
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
-            rate_limits: RateLimits::default(),
+            pacing: Pacing::default(),
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             failback_after: Duration::from_secs(300),
@@ -222,8 +222,8 @@ impl Client {
     }
 
     /// The pacing this client keeps.
-    pub fn rate_limits(&self) -> &RateLimits {
-        &self.inner.rate_limits
+    pub fn pacing(&self) -> &Pacing {
+        &self.inner.pacing
     }
 
     /// Counters of what this client (and its clones) has done.

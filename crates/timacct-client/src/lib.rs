@@ -11,7 +11,7 @@
 //!   its documented host and backup host; a connection error fails over to the backup.
 //! - **UserSigs** ([`SigLifetime`]): made from the key, cached, and replaced before they
 //!   expire, so a job that outlives one UserSig never sees 70001.
-//! - **Pacing** ([`RateLimits`]): never more calls per second than the API's documented
+//! - **Pacing** ([`Pacing`]): never more calls per second than the API's documented
 //!   limit, so a bulk job does not provoke 60007.
 //! - **Retries** ([`RetryPolicy`]): exponential backoff with jitter on transport errors and
 //!   on the codes the one error table of `timacct-proto` marks retryable; nothing else is
@@ -37,7 +37,7 @@ pub use bulk::{
 pub use client::{Client, ClientBuilder, Stats};
 pub use endpoint::{Endpoint, Region};
 pub use error::Error;
-pub use pacing::RateLimits;
+pub use pacing::Pacing;
 pub use retry::RetryPolicy;
 pub use usersig::{Clock, SigLifetime, SystemClock};
 

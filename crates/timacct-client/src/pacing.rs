@@ -1,61 +1,70 @@
 //! Client-side pacing: at most N calls per second per API, so the service never has a reason
 //! to answer 60007.
+//!
+//! [`Pacing`] is what the caller chooses (a pace per API); [`Pacer`] is the client's running
+//! state that keeps to it. Both are per-API tables ([`PerApi`]), so a new API in
+//! [`timacct_proto::Api`] is paced without an edit here.
 
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use timacct_proto::Api;
+use timacct_proto::{Api, PerApi};
 use tokio::time::Instant;
 
-/// Calls per second the client allows itself, per API.
+/// The pace the client keeps: calls per second it allows itself, per API.
 ///
+/// This is the client's own spacing of its calls, not the service's limit (which the server
+/// calls its rate limits): a client paced at or below the service's limit never meets 60007.
 /// The default is Tencent's documented per-app limits (`docs/protocol.md` §8):
 /// `account_import`, `kick` and `query_online_status` 200/s; `multiaccount_import`,
-/// `account_check` and `account_delete` 100/s. Calls are spaced evenly at the rate, which
+/// `account_check` and `account_delete` 100/s. Calls are spaced evenly at the pace, which
 /// never exceeds it in any one-second window, whatever window the service counts in.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateLimits {
-    /// Indexed by [`Api::index`]; `None` is unpaced.
-    per_api: [Option<f64>; 6],
+pub struct Pacing {
+    /// Calls per second per API; `None` is unpaced.
+    per_api: PerApi<Option<f64>>,
 }
 
-impl Default for RateLimits {
+impl Default for Pacing {
     fn default() -> Self {
-        RateLimits::documented()
+        Pacing::documented()
     }
 }
 
-impl RateLimits {
+impl Pacing {
     /// Tencent's documented limits.
     pub fn documented() -> Self {
-        RateLimits {
-            per_api: Api::ALL.map(|api| Some(f64::from(api.documented_rate_limit()))),
+        Pacing {
+            per_api: PerApi::from_fn(|api| Some(f64::from(api.documented_rate_limit()))),
         }
     }
 
     /// No pacing at all (e.g. against a timacct server with `rate_limits = "off"`).
     pub fn unlimited() -> Self {
-        RateLimits { per_api: [None; 6] }
+        Pacing {
+            per_api: PerApi::from_fn(|_| None),
+        }
     }
 
-    /// The same limits with `api` at `calls_per_second`; zero, a negative or a non-finite
+    /// The same pacing with `api` at `calls_per_second`; zero, a negative or a non-finite
     /// value leaves `api` unpaced.
     pub fn with(mut self, api: Api, calls_per_second: f64) -> Self {
-        self.per_api[api.index()] =
+        self.per_api[api] =
             (calls_per_second.is_finite() && calls_per_second > 0.0).then_some(calls_per_second);
         self
     }
 
     /// The pace of `api` in calls per second, `None` when unpaced.
     pub fn get(&self, api: Api) -> Option<f64> {
-        self.per_api[api.index()]
+        self.per_api[api]
     }
 }
 
 /// Hands out send times, one per call, spaced `1/rate` apart per API.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    slots: [Option<Mutex<Slot>>; 6],
+    /// `None` for an unpaced API.
+    slots: PerApi<Option<Mutex<Slot>>>,
 }
 
 #[derive(Debug)]
@@ -66,10 +75,10 @@ struct Slot {
 }
 
 impl Pacer {
-    pub(crate) fn new(limits: &RateLimits) -> Self {
+    pub(crate) fn new(pacing: &Pacing) -> Self {
         Pacer {
-            slots: Api::ALL.map(|api| {
-                limits.get(api).map(|rate| {
+            slots: pacing.per_api.map(|_, rate| {
+                rate.map(|rate| {
                     Mutex::new(Slot {
                         interval: Duration::from_secs_f64(1.0 / rate),
                         next: None,
@@ -82,7 +91,7 @@ impl Pacer {
     /// Wait for this call's turn. Each caller reserves the next free slot, so concurrent
     /// callers are spread out rather than released together.
     pub(crate) async fn acquire(&self, api: Api) {
-        let Some(slot) = &self.slots[api.index()] else {
+        let Some(slot) = &self.slots[api] else {
             return;
         };
         let at = {
@@ -99,7 +108,7 @@ impl Pacer {
     /// 60007: whatever our pacing assumed, it is counting differently, so all callers back
     /// off together instead of each finding out separately).
     pub(crate) fn hold_off(&self, api: Api, pause: Duration) {
-        if let Some(slot) = &self.slots[api.index()] {
+        if let Some(slot) = &self.slots[api] {
             let mut s = slot.lock();
             let resume = Instant::now() + pause;
             s.next = Some(s.next.map_or(resume, |next| next.max(resume)));
@@ -139,7 +148,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn never_more_calls_in_a_second_than_the_rate() {
         let pacer = Arc::new(Pacer::new(
-            &RateLimits::unlimited().with(Api::AccountCheck, 10.0),
+            &Pacing::unlimited().with(Api::AccountCheck, 10.0),
         ));
         let done = callers(&pacer, Api::AccountCheck, 25);
         at(Duration::ZERO).await;
@@ -161,7 +170,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn hold_off_delays_every_later_call() {
-        let pacer = Arc::new(Pacer::new(&RateLimits::documented()));
+        let pacer = Arc::new(Pacer::new(&Pacing::documented()));
         pacer.acquire(Api::AccountDelete).await;
         pacer.hold_off(Api::AccountDelete, Duration::from_secs(2));
         let done = callers(&pacer, Api::AccountDelete, 3);
@@ -179,7 +188,7 @@ mod tests {
 
     #[test]
     fn documented_limits_are_tencents() {
-        let l = RateLimits::default();
+        let l = Pacing::default();
         assert_eq!(l.get(Api::AccountImport), Some(200.0));
         assert_eq!(l.get(Api::MultiAccountImport), Some(100.0));
         assert_eq!(l.get(Api::AccountCheck), Some(100.0));

@@ -2,9 +2,6 @@
 //! against the real server (`timacct serve`) on a loopback port: bulk jobs under Tencent's
 //! rate limits, a server stricter than the client's pace, CSV input, output formats, exit
 //! codes, Ctrl-C and --resume-from, UserSig renewal.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned process is waited for (servers by `Server`'s Drop).
-#![allow(clippy::zombie_processes)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,9 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{serve_command, spawn, BIN};
+use crate::common::proxy::{Fault, Proxy};
+use crate::common::{
+    self, closed_port, serve_command, signal, spawn, wait_with_timeout, write_config, BIN,
+};
 
 const APP: u32 = 1_400_000_888;
 const KEY: &str = "bulk-test-key";
@@ -39,12 +37,7 @@ impl Server {
     /// The server with one app whose `rate_limits` is `limits` (TOML).
     fn start(limits: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("timacct.toml");
-        std::fs::write(
-            &config,
-            format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = {limits}\n"),
-        )
-        .unwrap();
+        let config = write_config(dir.path(), APP, KEY, &format!("rate_limits = {limits}\n"));
         let data = dir.path().join("data");
         let mut cmd = serve_command();
         cmd.arg("--config")
@@ -321,10 +314,7 @@ fn exit_codes_say_all_ok_some_failed_or_could_not_run() {
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("70009"), "{}", run.stderr);
     assert!(!run.stderr.contains(KEY) && !run.stderr.contains("wrong"));
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let closed = closed_port();
     let run = server.run(&["check", "--endpoint", &closed, "--attempts", "2", "a1"]);
     assert_eq!(run.code, Some(2));
     assert!(
@@ -442,7 +432,8 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_resume_from_finishes_the_job() {
     for _ in 0..300 {
         stdout.read_line(&mut early).unwrap();
     }
-    sigint(&child);
+    // Ctrl-C, as the terminal sends it: SIGINT to the process.
+    signal(&child, "INT");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let mut stderr = String::new();
@@ -473,16 +464,6 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_resume_from_finishes_the_job() {
     assert_all(&run, &all[reached..], reached, "Imported");
     let run = server.run(&["check", "--file", file]);
     assert_all(&run, &all, 0, "Imported");
-}
-
-/// Ctrl-C, as the terminal sends it: SIGINT to the process.
-fn sigint(child: &std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
 }
 
 /// The `--resume-from N` a run's stderr tells the user to continue with.
@@ -539,23 +520,6 @@ impl Collected {
     }
 }
 
-/// The child's exit status, which must come within 20 s (killed, and the test failed, if
-/// it does not).
-fn exit_soon(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running 20 s after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn ctrl_c_sends_none_of_the_batches_still_waiting_for_their_pace() {
     let server = Server::start("\"tencent\"");
@@ -578,8 +542,10 @@ fn ctrl_c_sends_none_of_the_batches_still_waiting_for_their_pace() {
     // being waited for.
     stdout.wait_for("paced-intr-00099");
     std::thread::sleep(Duration::from_secs(1));
-    sigint(&child);
-    let status = exit_soon(&mut child);
+    // Ctrl-C, as the terminal sends it: SIGINT to the process.
+    signal(&child, "INT");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20))
+        .expect("still running 20 s after Ctrl-C");
     let run = Run {
         code: status.code(),
         stdout: stdout.finish(),
@@ -657,170 +623,6 @@ fn usersig_is_renewed_across_its_expiry_on_a_long_job() {
     // UserSigs, and not one call refused for an expired one.
     assert!(run.summary("admin UserSigs made") >= 3, "{}", run.stderr);
     assert_eq!(run.summary("requests"), 13);
-}
-
-// ---------------------------------------------------------------------------------------
-// A faulty proxy between the binary and the real server: each request gets the next
-// scripted fault; once the script is done, requests are forwarded to the server.
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// HTTP 200 with this ErrorCode.
-    Code(u32),
-    /// Close the connection without answering.
-    Drop,
-    /// This HTTP status with an HTML body, as a gateway would.
-    Status(u16),
-    /// Forward to the server (which acts on it), then drop its answer.
-    ForwardThenDrop,
-    /// HTTP 200 with this body, in place of the server (for APIs it does not offer yet).
-    Reply(&'static str),
-}
-
-/// One request as the proxy saw it: its query parameters.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    query: String,
-    body: String,
-}
-
-impl Seen {
-    fn param(&self, name: &str) -> String {
-        self.query
-            .split('&')
-            .find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k == name).then(|| v.to_owned())
-            })
-            .unwrap_or_default()
-    }
-}
-
-struct Proxy {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Proxy {
-    fn start(upstream: &str, faults: &[Fault]) -> Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(
-            faults
-                .iter()
-                .copied()
-                .collect::<std::collections::VecDeque<_>>(),
-        ));
-        let http = reqwest::Client::new();
-        let upstream = upstream.to_owned();
-        let s = seen.clone();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (seen, script, http, upstream) =
-                    (s.clone(), script.clone(), http.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    proxy_one(stream, &seen, &script, &http, &upstream).await;
-                });
-            }
-        });
-        Proxy {
-            base,
-            seen,
-            _runtime: runtime,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn proxy_one(
-    mut stream: tokio::net::TcpStream,
-    seen: &Mutex<Vec<Seen>>,
-    script: &Mutex<std::collections::VecDeque<Fault>>,
-    http: &reqwest::Client,
-    upstream: &str,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let header_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = stream.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    seen.lock().unwrap().push(Seen {
-        path: path.to_owned(),
-        query: query.to_owned(),
-        body: String::from_utf8_lossy(&buf[header_end..header_end + length]).into_owned(),
-    });
-    let fault = script.lock().unwrap().pop_front();
-    let (status, text) = match fault {
-        Some(Fault::Drop) => return,
-        Some(Fault::Code(code)) => (
-            200,
-            format!(
-                r#"{{"ActionStatus":"FAIL","ErrorCode":{code},"ErrorInfo":"injected {code}"}}"#
-            ),
-        ),
-        Some(Fault::Status(status)) => (status, "<html>bad gateway</html>".to_owned()),
-        Some(Fault::Reply(body)) => (200, body.to_owned()),
-        None | Some(Fault::ForwardThenDrop) => {
-            let answer = http
-                .post(format!("{upstream}{target}"))
-                .body(buf[header_end..header_end + length].to_vec())
-                .send()
-                .await
-                .unwrap();
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap();
-            if fault.is_some() {
-                return;
-            }
-            (status, text)
-        }
-    };
-    let response = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
 }
 
 #[test]
@@ -959,11 +761,6 @@ fn non_retryable_answers_are_never_retried() {
         run.stderr
     );
     assert_eq!(proxy.seen().len(), 1);
-}
-
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
 }
 
 #[test]
@@ -1179,7 +976,8 @@ fn on_a_terminal_ctrl_c_clears_the_bar_and_the_summary_comes_last() {
     screen.wait_for("tty-intr-00099");
     std::thread::sleep(Duration::from_secs(1));
     keys.write_all(b"\x03").unwrap();
-    let status = exit_soon(&mut child);
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20))
+        .expect("still running 20 s after Ctrl-C");
     drop(keys);
     let screen = screen.finish();
     assert_eq!(status.code(), Some(130), "{screen}");

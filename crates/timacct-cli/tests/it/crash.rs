@@ -7,13 +7,10 @@
 //!   (every earlier commit kept, and the log says what was dropped); a log damaged before
 //!   later commits, and a main database file that is garbage, empty or truncated, make the
 //!   server refuse to start with a message naming the file, leaving the files untouched.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,23 +18,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use timacct_store::{AccountStore, SqliteStore, UserId};
 
-mod common;
-
-use common::{serve_command, try_spawn, Server};
+use crate::common::api::{imported, post, sig, url, ADMIN};
+use crate::common::{serve_command, try_spawn, write_config, Server, NO_RATE_LIMITS};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "crash-test-key";
-const ADMIN: &str = "administrator";
-
-fn write_config(dir: &Path) -> PathBuf {
-    let path = dir.join("timacct.toml");
-    std::fs::write(
-        &path,
-        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\n"),
-    )
-    .unwrap();
-    path
-}
 
 /// Start the server on `data_dir`, its log (at `info`) going to `log`. `Err` with the exit
 /// status and the log if it exits instead of listening.
@@ -55,50 +40,6 @@ fn try_start(data_dir: &Path, config: &Path, log: &Path) -> Result<Server, (i32,
 fn start(data_dir: &Path, config: &Path, log: &Path) -> Server {
     try_start(data_dir, config, log)
         .unwrap_or_else(|(code, text)| panic!("server exited ({code}) instead of serving: {text}"))
-}
-
-fn usersig() -> String {
-    timacct_usersig::UserSigGenerator::new(u64::from(APP), KEY).gen(
-        ADMIN,
-        86_400,
-        timacct_proto::unix_now(),
-    )
-}
-
-fn url(base: &str, api: &str, usersig: &str) -> String {
-    format!(
-        "{base}/v4/im_open_login_svc/{api}?{}",
-        timacct_proto::ApiQuery::encode(APP, ADMIN, usersig, 7)
-    )
-}
-
-/// One call; `None` when no complete answer came back (the server died under it).
-async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Option<Value> {
-    let response = client.post(url).body(body.to_string()).send().await.ok()?;
-    assert_eq!(response.status(), 200);
-    response.json().await.ok()
-}
-
-/// `Imported` per id, asked over HTTP.
-async fn imported(base: &str, usersig: &str, ids: &[String]) -> Vec<bool> {
-    let client = reqwest::Client::new();
-    let mut out = Vec::new();
-    for chunk in ids.chunks(100) {
-        let items: Vec<Value> = chunk.iter().map(|id| json!({ "UserID": id })).collect();
-        let v = call(
-            &client,
-            &url(base, "account_check", usersig),
-            &json!({ "CheckItem": items }),
-        )
-        .await
-        .expect("account_check answered");
-        assert_eq!(v["ErrorCode"], 0, "{v}");
-        for (item, id) in v["ResultItem"].as_array().unwrap().iter().zip(chunk) {
-            assert_eq!(item["UserID"], json!(id));
-            out.push(item["AccountStatus"] == "Imported");
-        }
-    }
-    out
 }
 
 /// Every account's Nick (`None`: absent), read from the database file itself while no server
@@ -192,7 +133,9 @@ async fn worker(
             let items: Vec<Value> = batch.iter().map(|id| json!({ "UserID": id })).collect();
             ("account_delete", json!({ "DeleteItem": items }), None)
         };
-        let answer = call(&client, &url(&base, api, &usersig), &body).await;
+        let answer = post(&client, &url(&base, APP, &usersig, api, 7), &body)
+            .await
+            .ok();
         let died = answer.is_none();
         log.push(Op {
             ids: batch,
@@ -266,11 +209,11 @@ async fn kill_9_during_concurrent_imports_and_deletes_loses_nothing_acknowledged
     eprintln!("crash loop seed {seed} (TIMACCT_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
+    let config = write_config(dir.path(), APP, KEY, NO_RATE_LIMITS);
     let data = dir.path().join("data");
     let db = data.join("timacct.db");
     let log = dir.path().join("server.log");
-    let usersig = usersig();
+    let usersig = sig(APP, KEY, ADMIN);
     let owned: Vec<Vec<String>> = (0..WORKERS)
         .map(|w| {
             (0..IDS_PER_WORKER)
@@ -285,7 +228,7 @@ async fn kill_9_during_concurrent_imports_and_deletes_loses_nothing_acknowledged
     for round in 0..ROUNDS {
         let server = start(&data, &config, &log);
         // The restarted server agrees with the model (its in-memory index included).
-        let seen = imported(&server.base, &usersig, &all).await;
+        let seen = imported(&server.base, APP, &usersig, &all).await;
         for (id, seen) in all.iter().zip(&seen) {
             assert_eq!(*seen, model[id].is_some(), "round {round}: {id}");
         }
@@ -341,7 +284,7 @@ async fn kill_9_during_concurrent_imports_and_deletes_loses_nothing_acknowledged
         );
     }
     let server = start(&data, &config, &log);
-    let seen = imported(&server.base, &usersig, &all).await;
+    let seen = imported(&server.base, APP, &usersig, &all).await;
     for (id, seen) in all.iter().zip(&seen) {
         assert_eq!(*seen, model[id].is_some(), "after the last round: {id}");
     }
@@ -356,17 +299,17 @@ async fn kill_9_during_concurrent_imports_and_deletes_loses_nothing_acknowledged
 /// A data directory left by `kill -9` after three acknowledged batches (A, B, C: 50 accounts
 /// each, in that order, each its own transaction): they are all in the write-ahead log.
 async fn crashed_after_three_batches(root: &Path) -> (PathBuf, PathBuf, [Vec<String>; 3]) {
-    let config = write_config(root);
+    let config = write_config(root, APP, KEY, NO_RATE_LIMITS);
     let data = root.join("data");
     let server = start(&data, &config, &root.join("first.log"));
-    let usersig = usersig();
+    let usersig = sig(APP, KEY, ADMIN);
     let client = reqwest::Client::new();
     let batches =
         ["a", "b", "c"].map(|b| (0..50).map(|i| format!("{b}-{i:02}")).collect::<Vec<_>>());
     for batch in &batches {
-        let v = call(
+        let v = post(
             &client,
-            &url(&server.base, "multiaccount_import", &usersig),
+            &url(&server.base, APP, &usersig, "multiaccount_import", 7),
             &json!({ "Accounts": batch }),
         )
         .await
@@ -393,10 +336,10 @@ async fn restart_and_check_batches(
     let log = root.join("second.log");
     let server = start(data, config, &log);
     let [a, b, c] = batches;
-    let usersig = usersig();
-    let seen_a = imported(&server.base, &usersig, a).await;
-    let seen_b = imported(&server.base, &usersig, b).await;
-    let seen_c = imported(&server.base, &usersig, c).await;
+    let usersig = sig(APP, KEY, ADMIN);
+    let seen_a = imported(&server.base, APP, &usersig, a).await;
+    let seen_b = imported(&server.base, APP, &usersig, b).await;
+    let seen_c = imported(&server.base, APP, &usersig, c).await;
     assert!(
         seen_a.iter().all(|s| *s),
         "batch A, committed before the damage, is kept"
@@ -500,30 +443,25 @@ async fn a_wal_damaged_before_later_commits_is_refused_and_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_main_database_file_is_refused_and_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
+    let config = write_config(dir.path(), APP, KEY, NO_RATE_LIMITS);
     let data = dir.path().join("data");
     let db = data.join("timacct.db");
     // A database with data in the main file: stopped cleanly, so the WAL is folded in.
     let mut server = start(&data, &config, &dir.path().join("first.log"));
-    let usersig = usersig();
+    let usersig = sig(APP, KEY, ADMIN);
     let ids: Vec<String> = (0..100).map(|i| format!("main-{i:03}")).collect();
     let client = reqwest::Client::new();
     for chunk in ids.chunks(100) {
-        let v = call(
+        let v = post(
             &client,
-            &url(&server.base, "multiaccount_import", &usersig),
+            &url(&server.base, APP, &usersig, "multiaccount_import", 7),
             &json!({ "Accounts": chunk }),
         )
         .await
         .unwrap();
         assert_eq!(v["ErrorCode"], 0, "{v}");
     }
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.sigterm();
     assert_eq!(server.child.wait().unwrap().code(), Some(0));
     drop(server);
     assert!(
@@ -570,7 +508,7 @@ async fn a_damaged_main_database_file_is_refused_and_never_overwritten() {
     // Restored, it serves again with every account.
     std::fs::write(&db, &good).unwrap();
     let server = start(&data, &config, &dir.path().join("last.log"));
-    assert!(imported(&server.base, &usersig, &ids)
+    assert!(imported(&server.base, APP, &usersig, &ids)
         .await
         .iter()
         .all(|s| *s));

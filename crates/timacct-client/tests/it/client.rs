@@ -1,10 +1,8 @@
 //! The client over real HTTP: retries and failover against a fault-injecting fixture, and
 //! bulk jobs, pacing and UserSig renewal against the real timacct server (in process, over a
 //! real SQLite file).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,250 +11,18 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use timacct_client::{
     AccountCheckRequest, AccountListEntry, AccountStatus, BulkOptions, CancelFlag, Client, Clock,
-    Endpoint, Error, ErrorCode, ImportShape, ItemResult, KickRequest, Progress,
-    QueryOnlineStatusRequest, RateLimits, RetryPolicy, SigLifetime, Stopped, UserIdItem,
+    Endpoint, Error, ErrorCode, ImportShape, ItemResult, KickRequest, Pacing, Progress,
+    QueryOnlineStatusRequest, RetryPolicy, SigLifetime, Stopped, UserIdItem,
 };
 use timacct_proto::Api;
 use timacct_server::{AppConfig, RateLimitPolicy as ServerLimits, SecretKey, ServerBuilder};
 use timacct_store::SqliteStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+use crate::common::{closed_port, Action, Fixture};
 
 const APP: u32 = 1_400_000_123;
 const KEY: &str = "client-test-key";
-
-// ---------------------------------------------------------------------------------------
-// The fault-injecting fixture: a tiny HTTP/1.1 server that answers each request with the
-// next scripted action, and records what it received.
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    /// A success body for the API called.
-    Ok,
-    /// HTTP 200 with this ErrorCode.
-    Code(u32),
-    /// Close the connection after reading the request, without answering.
-    Drop,
-    /// This HTTP status with a plain-text body.
-    Status(u16),
-    /// Pass the request to the upstream server and its answer back.
-    Forward,
-    /// Pass the request to the upstream server (which acts on it), then close the
-    /// connection instead of passing the answer back: the answer is lost on the way.
-    ForwardThenDrop,
-}
-
-#[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    query: String,
-    body: String,
-}
-
-impl Hit {
-    fn param(&self, name: &str) -> Option<String> {
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == name).then(|| v.to_owned())
-        })
-    }
-}
-
-struct Fixture {
-    base: String,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Action>>>,
-}
-
-/// Where a fixture sends the requests it forwards: the real server's base URL.
-#[derive(Clone)]
-struct Upstream {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Fixture {
-    /// A fixture that answers by itself: canned success bodies once the script is done.
-    async fn start(script: &[Action]) -> Fixture {
-        Fixture::spawn(script, None).await
-    }
-
-    /// A faulty proxy in front of the real server at `upstream`: each request gets the next
-    /// scripted fault, and once the script is done every request is forwarded.
-    async fn proxy(upstream: &str, script: &[Action]) -> Fixture {
-        let upstream = Upstream {
-            base: upstream.to_owned(),
-            http: reqwest::Client::new(),
-        };
-        Fixture::spawn(script, Some(upstream)).await
-    }
-
-    async fn spawn(script: &[Action], upstream: Option<Upstream>) -> Fixture {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
-        let (h, s) = (hits.clone(), script.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (h, s, u) = (h.clone(), s.clone(), upstream.clone());
-                tokio::spawn(async move { serve_one(stream, h, s, u).await });
-            }
-        });
-        Fixture {
-            base: format!("http://{addr}"),
-            hits,
-            script,
-        }
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    fn remaining(&self) -> usize {
-        self.script.lock().unwrap().len()
-    }
-}
-
-async fn serve_one(
-    mut stream: TcpStream,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Action>>>,
-    upstream: Option<Upstream>,
-) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = stream.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let body = String::from_utf8_lossy(&buf[header_end..header_end + length]).into_owned();
-    let hit = Hit {
-        path: path.to_owned(),
-        query: query.to_owned(),
-        body,
-    };
-    hits.lock().unwrap().push(hit.clone());
-    let otherwise = if upstream.is_some() {
-        Action::Forward
-    } else {
-        Action::Ok
-    };
-    let action = script.lock().unwrap().pop_front().unwrap_or(otherwise);
-    let (status, text) = match action {
-        Action::Drop => return,
-        Action::Forward | Action::ForwardThenDrop => {
-            let upstream = upstream.expect("forwarding needs an upstream");
-            let answer = upstream
-                .http
-                .post(format!("{}{target}", upstream.base))
-                .body(hit.body.clone())
-                .send()
-                .await
-                .unwrap();
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap();
-            if matches!(action, Action::ForwardThenDrop) {
-                return;
-            }
-            (status, text)
-        }
-        Action::Status(s) => (s, "<html>bad gateway</html>".to_owned()),
-        Action::Code(code) => (
-            200,
-            json!({"ActionStatus": "FAIL", "ErrorCode": code, "ErrorInfo": format!("injected {code}")})
-                .to_string(),
-        ),
-        Action::Ok => (200, success_body(&hit)),
-    };
-    let response = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-fn success_body(hit: &Hit) -> String {
-    let body: Value = serde_json::from_str(&hit.body).unwrap_or(Value::Null);
-    let ids = |field: &str| -> Vec<String> {
-        body[field]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|i| i["UserID"].as_str().unwrap_or("").to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut v = json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""});
-    match hit.path.rsplit('/').next().unwrap_or("") {
-        "account_check" => {
-            v["ResultItem"] = ids("CheckItem")
-                .into_iter()
-                .map(|id| json!({"UserID": id, "ResultCode": 0, "ResultInfo": "", "AccountStatus": "Imported"}))
-                .collect();
-        }
-        "account_delete" => {
-            v["ResultItem"] = ids("DeleteItem")
-                .into_iter()
-                .map(|id| json!({"ResultCode": 0, "ResultInfo": "", "UserID": id}))
-                .collect();
-        }
-        "multiaccount_import" => v["FailAccounts"] = json!([]),
-        "query_online_status" => {
-            // Accounts named `gone…` do not exist; the others are online. The results come
-            // back in reverse order (nothing documents that they keep the request's).
-            let detail = body["IsNeedDetail"] == 1;
-            let (mut found, mut errors) = (Vec::new(), Vec::new());
-            for id in body["To_Account"].as_array().cloned().unwrap_or_default() {
-                let id = id.as_str().unwrap_or("").to_owned();
-                if id.starts_with("gone") {
-                    errors.push(json!({"To_Account": id, "ErrorCode": 70107}));
-                } else if detail {
-                    found.push(json!({"To_Account": id, "Status": "Online",
-                        "Detail": [{"Platform": "iPhone", "Status": "Online"}]}));
-                } else {
-                    found.push(json!({"To_Account": id, "Status": "Online"}));
-                }
-            }
-            found.reverse();
-            v["QueryResult"] = json!(found);
-            v["ErrorList"] = json!(errors);
-        }
-        _ => {}
-    }
-    v.to_string()
-}
 
 /// Retries fast, so the attempt counts are checked without waiting.
 fn fast_retry(max_attempts: u32) -> RetryPolicy {
@@ -271,7 +37,7 @@ fn fast_retry(max_attempts: u32) -> RetryPolicy {
 fn client(endpoint: Endpoint, retry: RetryPolicy) -> Client {
     Client::builder(endpoint, APP, KEY)
         .retry(retry)
-        .rate_limits(RateLimits::unlimited())
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap()
 }
@@ -282,14 +48,6 @@ fn check_one(id: &str) -> AccountCheckRequest {
             user_id: id.to_owned(),
         }],
     }
-}
-
-/// A local port nothing listens on: connecting is refused at once.
-async fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
 }
 
 #[tokio::test]
@@ -673,7 +431,7 @@ async fn a_server_stricter_than_the_client_pace_is_absorbed_by_backing_off() {
 async fn pacing_at_the_servers_limit_never_provokes_60007() {
     let server = real_server(custom_limits(Api::AccountCheck, 20)).await;
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::AccountCheck, 20.0))
+        .pacing(Pacing::documented().with(Api::AccountCheck, 20.0))
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
@@ -695,7 +453,7 @@ async fn usersig_is_renewed_before_it_expires_on_a_long_job() {
             validity: Duration::from_secs(3),
             renew_after: 2.0 / 3.0,
         })
-        .rate_limits(RateLimits::unlimited().with(Api::AccountCheck, 2.0))
+        .pacing(Pacing::unlimited().with(Api::AccountCheck, 2.0))
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
@@ -740,7 +498,7 @@ async fn without_renewal_the_same_job_would_see_70001() {
 async fn cancel_lets_the_batch_in_flight_finish_and_says_how_far_it_got() {
     let server = real_server(ServerLimits::Tencent).await;
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::AccountCheck, 10.0))
+        .pacing(Pacing::documented().with(Api::AccountCheck, 10.0))
         .build()
         .unwrap();
     let cancel = CancelFlag::new();
@@ -771,7 +529,7 @@ async fn cancel_sends_none_of_the_batches_still_waiting_for_their_pace() {
     // Two calls per second: the whole job (10 batches) would take five seconds, and with
     // four batches in flight three or four are always waiting for their slot.
     let c = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::documented().with(Api::MultiAccountImport, 2.0))
+        .pacing(Pacing::documented().with(Api::MultiAccountImport, 2.0))
         .build()
         .unwrap();
     let cancel = CancelFlag::new();
@@ -812,7 +570,7 @@ async fn cancel_sends_none_of_the_batches_still_waiting_for_their_pace() {
     // The server agrees: exactly the first `processed` accounts were imported, nothing
     // beyond them was sent.
     let checker = Client::builder(Endpoint::url(&server.base).unwrap(), APP, KEY)
-        .rate_limits(RateLimits::unlimited())
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap();
     let (checked, stop) =

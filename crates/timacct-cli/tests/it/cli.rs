@@ -1,18 +1,14 @@
 //! The real `timacct` binary: start-up banner, `sig`, SIGTERM shutdown, and durability
 //! across `kill -9`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-
-mod common;
-
-use common::{serve_command, spawn, Server, BIN};
+use crate::common::api::{call, imported, sig, ADMIN};
+use crate::common::{
+    serve_command, spawn, wait_with_timeout, write_config, Server, BIN, NO_RATE_LIMITS,
+};
 
 const APP: u32 = 1400000777;
 const KEY: &str = "test-key-for-the-binary";
@@ -24,79 +20,6 @@ fn start(data_dir: &Path, config: Option<&Path>) -> Server {
         cmd.arg("--config").arg(c);
     }
     spawn(cmd)
-}
-
-fn write_config(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("timacct.toml");
-    std::fs::write(
-        &path,
-        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\n"),
-    )
-    .unwrap();
-    path
-}
-
-fn sig(sdkappid: u32, key: &str, identifier: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "sig",
-            "gen",
-            "--sdkappid",
-            &sdkappid.to_string(),
-            "--key",
-            key,
-        ])
-        .args(["--identifier", identifier])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-async fn call(
-    client: &reqwest::Client,
-    base: &str,
-    app: u32,
-    usersig: &str,
-    api: &str,
-    body: Value,
-) -> Value {
-    let url = format!(
-        "{base}/v4/im_open_login_svc/{api}?sdkappid={app}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
-    );
-    let resp = client
-        .post(url)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
-}
-
-async fn check_all(base: &str, usersig: &str, ids: &[String]) -> Vec<bool> {
-    let client = reqwest::Client::new();
-    let mut out = Vec::new();
-    for chunk in ids.chunks(100) {
-        let items: Vec<Value> = chunk
-            .iter()
-            .map(|id| serde_json::json!({ "UserID": id }))
-            .collect();
-        let v = call(
-            &client,
-            base,
-            APP,
-            usersig,
-            "account_check",
-            serde_json::json!({ "CheckItem": items }),
-        )
-        .await;
-        assert_eq!(v["ErrorCode"], 0, "{v}");
-        for item in v["ResultItem"].as_array().unwrap() {
-            out.push(item["AccountStatus"] == "Imported");
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +53,7 @@ async fn default_app_banner_gives_a_working_usersig() {
         serde_json::json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})
     );
     // The key printed is the app's key: a sig made from it works too.
-    let own = sig(sdkappid, &key, "administrator");
+    let own = sig(sdkappid, &key, ADMIN);
     let v = call(
         &client,
         &server.base,
@@ -160,8 +83,8 @@ async fn default_app_banner_gives_a_working_usersig() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_imports_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
-    let usersig = sig(APP, KEY, "administrator");
+    let config = write_config(dir.path(), APP, KEY, NO_RATE_LIMITS);
+    let usersig = sig(APP, KEY, ADMIN);
     let server = start(&dir.path().join("data"), Some(&config));
     let base = server.base.clone();
     // 8 concurrent writers import 100-account batches; record what was acknowledged.
@@ -197,7 +120,7 @@ async fn acknowledged_imports_survive_kill_9() {
     // Kill at once after the last acknowledgement: no clean shutdown, no flush.
     server.kill9();
     let server = start(&dir.path().join("data"), Some(&config));
-    let seen = check_all(&server.base, &usersig, &acked).await;
+    let seen = imported(&server.base, APP, &usersig, &acked).await;
     assert_eq!(seen.len(), 4000);
     let missing: Vec<&String> = acked
         .iter()
@@ -212,8 +135,8 @@ async fn acknowledged_imports_survive_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
-    let usersig = sig(APP, KEY, "administrator");
+    let config = write_config(dir.path(), APP, KEY, NO_RATE_LIMITS);
+    let usersig = sig(APP, KEY, ADMIN);
     let mut server = start(&dir.path().join("data"), Some(&config));
     let client = reqwest::Client::new();
     let v = call(
@@ -235,22 +158,10 @@ async fn sigterm_stops_cleanly_and_keeps_data() {
     );
     let server = start(&dir.path().join("data"), Some(&config));
     assert_eq!(
-        check_all(&server.base, &usersig, &["kept".to_owned()]).await,
+        imported(&server.base, APP, &usersig, &["kept".to_owned()]).await,
         vec![true]
     );
     server.kill9();
-}
-
-fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    None
 }
 
 #[test]

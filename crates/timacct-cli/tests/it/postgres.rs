@@ -4,20 +4,15 @@
 //! Runs in a fresh database (dropped at the end) under a fresh Redis key prefix. Without
 //! PostgreSQL or Redis it skips with a message, unless `TIMACCT_TEST_DATABASE_URL` /
 //! `TIMACCT_TEST_REDIS_URL` or `CI` is set: then it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_store::postgres::TestDatabase;
 
-mod common;
-
-use common::{serve_command, spawn, Server, BIN};
+use crate::common::api::{call, sig, ADMIN};
+use crate::common::{serve_command, spawn, write_config, Server, NO_RATE_LIMITS};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "two-instances-key";
@@ -46,25 +41,6 @@ fn start(dir: &Path, config: &Path, database: &str, redis: Option<(&str, &str)>)
 /// The line a server printed when it started listening.
 fn listening(server: &Server) -> &str {
     server.printed.last().map(String::as_str).unwrap_or("")
-}
-
-fn sig() -> String {
-    let out = Command::new(BIN)
-        .args(["sig", "gen", "--sdkappid", &APP.to_string(), "--key", KEY])
-        .args(["--identifier", "administrator"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-async fn call(http: &reqwest::Client, base: &str, usersig: &str, api: &str, body: Value) -> Value {
-    let url = format!(
-        "{base}/v4/im_open_login_svc/{api}?sdkappid={APP}&identifier=administrator&usersig={usersig}&random=7&contenttype=json"
-    );
-    let resp = http.post(url).body(body.to_string()).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
 }
 
 fn in_ci() -> bool {
@@ -112,14 +88,12 @@ async fn two_serve_processes_are_one_service() {
         .as_nanos();
     let prefix = format!("timacct_test_{unique:x}_{}:", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("timacct.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = {{ account_check = {LIMIT} }}\n"
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        APP,
+        KEY,
+        &format!("rate_limits = {{ account_check = {LIMIT} }}\n"),
+    );
     let a = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
     let b = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
     assert!(
@@ -134,11 +108,12 @@ async fn two_serve_processes_are_one_service() {
         listening(&a)
     );
 
-    let usersig = sig();
+    let usersig = sig(APP, KEY, ADMIN);
     let http = reqwest::Client::new();
     let v = call(
         &http,
         &a.base,
+        APP,
         &usersig,
         "account_import",
         json!({"UserID": "alice"}),
@@ -148,6 +123,7 @@ async fn two_serve_processes_are_one_service() {
     let v = call(
         &http,
         &b.base,
+        APP,
         &usersig,
         "account_check",
         json!({"CheckItem": [{"UserID": "alice"}]}),
@@ -168,7 +144,7 @@ async fn two_serve_processes_are_one_service() {
         let (http, usersig) = (http.clone(), usersig.clone());
         tasks.push(tokio::spawn(async move {
             let body = json!({"CheckItem": [{"UserID": "alice"}]});
-            call(&http, &base, &usersig, "account_check", body).await["ErrorCode"]
+            call(&http, &base, APP, &usersig, "account_check", body).await["ErrorCode"]
                 .as_u64()
                 .unwrap()
         }));
@@ -206,15 +182,10 @@ async fn serve_processes_ride_out_a_database_restart() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("timacct.toml");
-    std::fs::write(
-        &config,
-        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\n"),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), APP, KEY, NO_RATE_LIMITS);
     let mut a = start(dir.path(), &config, &db.url(), None);
     let mut b = start(dir.path(), &config, &db.url(), None);
-    let usersig = sig();
+    let usersig = sig(APP, KEY, ADMIN);
     // A generous client timeout: only a request that hangs trips it.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -226,6 +197,7 @@ async fn serve_processes_ride_out_a_database_restart() {
             call(
                 &http,
                 &base,
+                APP,
                 &usersig,
                 "account_import",
                 json!({ "UserID": id }),
@@ -272,6 +244,7 @@ async fn serve_processes_ride_out_a_database_restart() {
     let v = call(
         &http,
         &b.base,
+        APP,
         &usersig,
         "account_check",
         json!({"CheckItem": [{"UserID": "before0"}, {"UserID": "before1"}, {"UserID": "after"}]}),

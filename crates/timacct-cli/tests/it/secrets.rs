@@ -1,19 +1,15 @@
 //! The real `timacct serve` binary and what it leaves behind: logs at debug level that trace
 //! each request (request id, API, `random`) but never carry a key or a UserSig, JSON logs,
 //! an owner-only data directory, and HTTPS from `--tls-cert`/`--tls-key`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-// Every spawned server is a `Server`, whose Drop kills and reaps it.
-#![allow(clippy::zombie_processes)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-mod common;
-
-use common::{serve_command, spawn, BIN};
+use crate::common::api::{post, sig, sig_with, url, ADMIN};
+use crate::common::{self, serve_command, spawn, wait_with_timeout, write_config, NO_RATE_LIMITS};
 
 const APP: u32 = 1400000888;
 const KEY: &str = "secret-key-that-must-never-be-logged-7f3a9c";
@@ -35,15 +31,9 @@ impl Server {
     /// SIGTERM, wait for a clean exit, and return everything written to stderr.
     fn stop(&mut self) -> String {
         self.server.sigterm();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.server.child.try_wait().unwrap() {
-                assert!(status.success(), "server exit status {status}");
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = wait_with_timeout(&mut self.server.child, Duration::from_secs(30))
+            .expect("server did not stop");
+        assert!(status.success(), "server exit status {status}");
         std::fs::read_to_string(&self.stderr).unwrap()
     }
 }
@@ -51,12 +41,12 @@ impl Server {
 /// Start `timacct serve` with these extra arguments; stdout lines up to the listening line
 /// are returned with it, stderr goes to a file.
 fn start(dir: &Path, log: &str, extra: &[&str]) -> (Server, Vec<String>) {
-    let config = dir.join("timacct.toml");
-    std::fs::write(
-        &config,
-        format!("[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nrate_limits = \"off\"\nadmins = [\"administrator\"]\n"),
-    )
-    .unwrap();
+    let config = write_config(
+        dir,
+        APP,
+        KEY,
+        &format!("{NO_RATE_LIMITS}admins = [\"{ADMIN}\"]\n"),
+    );
     let stderr = dir.join(format!("stderr-{}.log", rand_suffix()));
     let mut cmd = serve_command();
     cmd.arg("--data-dir")
@@ -78,18 +68,8 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
-fn sig_gen(key: &str, identifier: &str, expire: Option<u64>) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["sig", "gen", "--sdkappid", &APP.to_string(), "--key", key])
-        .args(["--identifier", identifier]);
-    if let Some(e) = expire {
-        cmd.args(["--expire", &e.to_string()]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
+/// One call of `api`, which must be answered; its `random` is 424242, which the tests look
+/// for in the logs.
 async fn call(
     client: &reqwest::Client,
     base: &str,
@@ -97,25 +77,17 @@ async fn call(
     api: &str,
     body: Value,
 ) -> Value {
-    let url = format!(
-        "{base}/v4/im_open_login_svc/{api}?sdkappid={APP}&identifier=administrator&usersig={usersig}&random=424242&contenttype=json"
-    );
-    let resp = client
-        .post(url)
-        .body(body.to_string())
-        .send()
+    post(client, &url(base, APP, usersig, api, 424242), &body)
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_trace_requests_but_never_hold_keys_or_usersigs() {
     let dir = tempfile::tempdir().unwrap();
-    let good = sig_gen(KEY, "administrator", None);
-    let wrong_key = sig_gen("some-other-key-also-secret", "administrator", None);
-    let not_admin = sig_gen(KEY, "mallory", None);
+    let good = sig(APP, KEY, ADMIN);
+    let wrong_key = sig(APP, "some-other-key-also-secret", ADMIN);
+    let not_admin = sig(APP, KEY, "mallory");
     let (mut server, stdout) = start(dir.path(), "debug", &[]);
     let client = reqwest::Client::new();
     let base = server.base.clone();
@@ -230,8 +202,8 @@ async fn json_logs_and_max_usersig_age_from_the_command_line() {
         &["--log-format", "json", "--max-usersig-age", "3600"],
     );
     let client = reqwest::Client::new();
-    let long = sig_gen(KEY, "administrator", Some(86_400));
-    let short = sig_gen(KEY, "administrator", Some(600));
+    let long = sig_with(APP, KEY, ADMIN, &["--expire", "86400"]);
+    let short = sig_with(APP, KEY, ADMIN, &["--expire", "600"]);
     let body = json!({"CheckItem": [{"UserID": "alice"}]});
     assert_eq!(
         call(&client, &server.base, &long, "account_check", body.clone()).await["ErrorCode"],
@@ -272,7 +244,7 @@ async fn data_directory_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let (mut server, _) = start(dir.path(), "warn", &[]);
-    let good = sig_gen(KEY, "administrator", None);
+    let good = sig(APP, KEY, ADMIN);
     let client = reqwest::Client::new();
     assert_eq!(
         call(
@@ -321,7 +293,7 @@ async fn https_from_the_command_line() {
         .build()
         .unwrap();
     let base = format!("https://localhost:{}", addr.port());
-    let good = sig_gen(KEY, "administrator", None);
+    let good = sig(APP, KEY, ADMIN);
     assert_eq!(
         call(
             &client,

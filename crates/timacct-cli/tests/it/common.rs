@@ -1,10 +1,17 @@
-//! Running the real `timacct serve` binary, for every test file of this crate.
-// Each test file uses only part of this module.
-#![allow(dead_code)]
+//! What every test module of this binary needs around the real `timacct` binary: running
+//! `timacct serve` (and signalling, waiting for and reaping it), its config file, and a port
+//! nothing listens on. Talking to a server over HTTP is [`api`]; a faulty proxy in front of
+//! one is [`proxy`].
+
+pub mod api;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+/// The `timacct` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_timacct");
 
 /// A running `timacct serve`; killed and reaped when dropped.
@@ -26,12 +33,7 @@ impl Drop for Server {
 impl Server {
     /// Send SIGTERM (a graceful stop); the caller waits as it needs to.
     pub fn sigterm(&self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
+        signal(&self.child, "TERM");
     }
 
     /// `kill -9`, and wait until the process is gone.
@@ -80,4 +82,52 @@ pub fn try_spawn(mut cmd: Command) -> Result<Server, i32> {
 /// [`try_spawn`], for servers that must start.
 pub fn spawn(cmd: Command) -> Server {
     try_spawn(cmd).unwrap_or_else(|code| panic!("server exited with {code} before listening"))
+}
+
+/// Send `name` (e.g. `TERM`, or `INT` as Ctrl-C does) to `child`, as `kill -NAME` does.
+pub fn signal(child: &Child, name: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// The exit status of `child` if it exits within `limit`; otherwise it is killed and reaped,
+/// and the answer is `None`.
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The app setting that turns the server's rate limits off, for [`write_config`].
+pub const NO_RATE_LIMITS: &str = "rate_limits = \"off\"\n";
+
+/// Write `dir/timacct.toml` with one app, `app` with `key`, and `settings` (more TOML lines
+/// of that app); its path.
+pub fn write_config(dir: &Path, app: u32, key: &str, settings: &str) -> PathBuf {
+    let path = dir.join("timacct.toml");
+    std::fs::write(
+        &path,
+        format!("[[apps]]\nsdkappid = {app}\nkey = \"{key}\"\n{settings}"),
+    )
+    .unwrap();
+    path
+}
+
+/// A local base URL nothing listens on: connecting is refused at once.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
 }
