@@ -12,13 +12,17 @@
 
 pub mod conformance;
 mod model;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use model::{
     Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError, UserIdRef,
 };
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -47,6 +51,7 @@ impl timacct_proto::HasErrorCode for StoreError {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Unavailable(e.to_string())
