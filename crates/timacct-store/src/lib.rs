@@ -10,6 +10,7 @@
 //! [`UserId::parse`], so a backend never sees an invalid UserID.
 #![deny(missing_docs)]
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
 mod model;
 #[cfg(feature = "postgres")]

@@ -28,6 +28,7 @@
 //! it gone (70107).
 
 mod schema;
+#[cfg(feature = "test-support")]
 mod testing;
 
 use std::collections::{HashMap, HashSet};
@@ -43,6 +44,7 @@ use crate::{
     UserId, UserIdRef,
 };
 
+#[cfg(feature = "test-support")]
 pub use testing::TestDatabase;
 
 /// How a [`PostgresStore`] uses its database. The defaults suit one instance among a few on a
