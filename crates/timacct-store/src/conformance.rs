@@ -1,7 +1,7 @@
 //! The store conformance suite: what every backend must do, written once.
 //!
 //! A backend's test file invokes [`conformance_suite!`](crate::conformance_suite) with an
-//! expression that yields a fresh `Arc<dyn AccountStore>`; the macro expands to one
+//! expression that yields a fresh store (see [`Fresh`]); the macro expands to one
 //! `#[tokio::test]` per case. Each case uses its own SDKAppIDs, so cases never see each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,8 +11,9 @@ use crate::{
     AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdRef,
 };
 
-/// Expand to one test per conformance case for the backend `$make` builds
-/// (an async expression of type `Arc<dyn AccountStore>`).
+/// Expand to one test per conformance case for the backend `$make` builds: an async
+/// expression yielding an `Arc<dyn AccountStore>`, or an `Option` of one whose `None` skips
+/// the case (see [`Fresh`](crate::conformance::Fresh)).
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
@@ -27,11 +28,33 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store: ::std::sync::Arc<dyn $crate::AccountStore> = $make.await;
+                let Some(store) = $crate::conformance::Fresh::into_store($make.await) else {
+                    return;
+                };
                 $crate::conformance::$case(store).await;
             }
         )*
     };
+}
+
+/// What a backend's `$make` in [`conformance_suite!`](crate::conformance_suite) may yield: a
+/// store, or `None` when the backend's service is absent and its tests may be skipped (the
+/// case then passes; it is the backend's job to say why, and to refuse to skip in CI).
+pub trait Fresh {
+    /// The store to test, if any.
+    fn into_store(self) -> Option<Arc<dyn AccountStore>>;
+}
+
+impl Fresh for Arc<dyn AccountStore> {
+    fn into_store(self) -> Option<Arc<dyn AccountStore>> {
+        Some(self)
+    }
+}
+
+impl Fresh for Option<Arc<dyn AccountStore>> {
+    fn into_store(self) -> Option<Arc<dyn AccountStore>> {
+        self
+    }
 }
 
 fn id(s: &str) -> UserId {

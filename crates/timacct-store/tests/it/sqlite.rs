@@ -1,14 +1,11 @@
 //! The SQLite backend against the conformance suite, plus what only a file-backed store can
 //! show: data survives reopening.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId, UserIdRef};
+use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId};
 
-fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
-    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
-}
+use crate::common::refs;
 
 async fn fresh() -> Arc<dyn AccountStore> {
     let dir = tempfile::tempdir().unwrap();

@@ -3,9 +3,8 @@
 //! migrations, and surviving killed connections and a database restart.
 //!
 //! Every test runs in a fresh database (`TestDatabase`), dropped at the end. Without a
-//! reachable server the tests skip with a message, unless `TIMACCT_TEST_DATABASE_URL` or `CI`
-//! is set: then they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! reachable server the tests skip with a message (and pass), unless
+//! `TIMACCT_TEST_DATABASE_URL` or `CI` is set: then they fail.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,15 +17,14 @@ use timacct_store::{
     PostgresStore, StoreError, UserId, UserIdRef,
 };
 
-/// A fresh database, or the end of this test (passing) when PostgreSQL tests may be skipped.
-///
-/// The conformance macro gives no way to skip, so skipping ends the test process with success;
-/// nextest runs every test in its own process, and under `cargo test` every test of this
-/// binary would skip the same way anyway.
-async fn database() -> TestDatabase {
+use crate::common::{id, policy, refs};
+
+/// A fresh database, or `None` (the test then returns, passing) when PostgreSQL tests may be
+/// skipped. A skip returns rather than ending the process, so that it cannot cut short the
+/// other tests of this binary (the SQLite ones) under `cargo test`.
+async fn database() -> Option<TestDatabase> {
     match TestDatabase::create().await {
-        Ok(Some(db)) => db,
-        Ok(None) => std::process::exit(0),
+        Ok(db) => db,
         Err(e) => panic!("{e}"),
     }
 }
@@ -73,33 +71,17 @@ impl AccountStore for Fresh {
     }
 }
 
-async fn fresh() -> Arc<dyn AccountStore> {
-    let db = database().await;
+async fn fresh() -> Option<Arc<dyn AccountStore>> {
+    let db = database().await?;
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
-    Arc::new(Fresh { store, _db: db })
+    Some(Arc::new(Fresh { store, _db: db }))
 }
 
 mod postgres_conformance {
     use super::*;
     timacct_store::conformance_suite!(fresh());
-}
-
-fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
-    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
-}
-
-fn id(s: &str) -> UserId {
-    UserId::parse(s).unwrap()
-}
-
-fn policy(now: i64) -> ImportPolicy {
-    ImportPolicy {
-        max_accounts: None,
-        reimport_block_secs: None,
-        now,
-    }
 }
 
 /// Eight instances starting at once migrate the schema exactly once. The test holds the
@@ -109,7 +91,9 @@ fn policy(now: i64) -> ImportPolicy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once() {
     const INSTANCES: usize = 8;
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let url = db.url();
     let gate = db.hold_migration_lock().await.unwrap();
     let starts: Vec<_> = (0..INSTANCES)
@@ -171,7 +155,9 @@ async fn instances_starting_together_migrate_once() {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap()
@@ -189,7 +175,9 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn profile_fields_keep_every_character() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
@@ -220,7 +208,9 @@ async fn profile_fields_keep_every_character() {
 
 #[tokio::test]
 async fn the_description_never_shows_the_password() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
@@ -241,7 +231,9 @@ async fn the_description_never_shows_the_password() {
 /// per-item outcomes that add up to the final state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_conflicting_writes_stay_consistent() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let a = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
@@ -351,7 +343,9 @@ async fn two_stores_conflicting_writes_stay_consistent() {
 /// `max_accounts` and tombstones are decided against the shared state, not per store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limits_and_tombstones_hold_across_stores() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let a = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
@@ -434,7 +428,9 @@ async fn eventually(attempts: usize, mut done: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_and_a_restart_are_survived() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
