@@ -12,6 +12,9 @@
 
 #[cfg(feature = "test-support")]
 pub mod conformance;
+// Used by every engine; without one there is nothing to plan.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod import_policy;
 mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;

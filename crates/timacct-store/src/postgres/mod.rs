@@ -40,8 +40,8 @@ use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 
 use crate::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId, UserIdRef,
+    import_policy, Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy,
+    StoreError, UserId, UserIdRef,
 };
 
 #[cfg(feature = "test-support")]
@@ -365,83 +365,7 @@ const ACCOUNT: &str =
     "SELECT nick, face_url, created_at FROM accounts WHERE sdkappid = $1 AND user_id = $2";
 const COUNT: &str = "SELECT accounts FROM app_stats WHERE sdkappid = $1";
 
-/// The net effect of an import batch on one UserID, folded from its items in order.
-struct Change<'a> {
-    created: bool,
-    nick: Option<&'a str>,
-    face_url: Option<&'a str>,
-}
-
-/// Decide each item's outcome in order, as the SQLite backend does item by item, and fold the
-/// changes per UserID so that they can be written with one statement per kind.
-fn plan_import<'a>(
-    items: &'a [ImportItem],
-    policy: ImportPolicy,
-    mut count: u64,
-    existing: &HashSet<String>,
-    deleted_at: &HashMap<String, i64>,
-) -> (Vec<ImportOutcome>, Vec<(&'a str, Change<'a>)>, u64) {
-    let mut changes: Vec<(&'a str, Change<'a>)> = Vec::new();
-    let mut index: HashMap<&'a str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let id = item.user_id.as_str();
-        if let Some(&k) = index.get(id) {
-            let change = &mut changes[k].1;
-            change.nick = item.nick.as_deref().or(change.nick);
-            change.face_url = item.face_url.as_deref().or(change.face_url);
-            out.push(ImportOutcome::Updated);
-            continue;
-        }
-        if existing.contains(id) {
-            index.insert(id, changes.len());
-            changes.push((
-                id,
-                Change {
-                    created: false,
-                    nick: item.nick.as_deref(),
-                    face_url: item.face_url.as_deref(),
-                },
-            ));
-            out.push(ImportOutcome::Updated);
-            continue;
-        }
-        if let (Some(block), Some(&t)) = (policy.reimport_block_secs, deleted_at.get(id)) {
-            if policy.now < t.saturating_add(block) {
-                out.push(ImportOutcome::ReimportBlocked);
-                continue;
-            }
-        }
-        if policy.max_accounts.is_some_and(|max| count >= max) {
-            out.push(ImportOutcome::LimitReached);
-            continue;
-        }
-        count += 1;
-        index.insert(id, changes.len());
-        changes.push((
-            id,
-            Change {
-                created: true,
-                nick: item.nick.as_deref(),
-                face_url: item.face_url.as_deref(),
-            },
-        ));
-        out.push(ImportOutcome::Created);
-    }
-    (out, changes, count)
-}
-
 type Profiles<'a> = (Vec<&'a str>, Vec<Option<&'a [u8]>>, Vec<Option<&'a [u8]>>);
-
-/// The UserIDs of `items`, each once, in first-seen order.
-fn distinct_ids(items: &[ImportItem]) -> Vec<&str> {
-    let mut seen = HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .map(|i| i.user_id.as_str())
-        .filter(|id| seen.insert(*id))
-        .collect()
-}
 
 type Client = deadpool_postgres::ClientWrapper;
 
@@ -451,14 +375,14 @@ async fn import_in(
     items: &[ImportItem],
     policy: ImportPolicy,
 ) -> Result<Vec<ImportOutcome>, tokio_postgres::Error> {
-    let ids = distinct_ids(items);
+    let ids = import_policy::distinct_ids(items);
     let txn = client.transaction().await?;
     let start = lock_app(&txn, app).await?;
     let app = app_key(app);
 
     let lookup: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&app, &ids];
     let existing_stmt = txn.prepare_cached(EXISTING).await?;
-    let (existing_rows, tombstone_rows) = if policy.reimport_block_secs.is_some() {
+    let (existing_rows, tombstone_rows) = if import_policy::needs_tombstones(&policy) {
         let stmt = txn.prepare_cached(TOMBSTONES).await?;
         // Independent reads: sent together (pipelined) on the one connection.
         tokio::try_join!(
@@ -477,19 +401,26 @@ async fn import_in(
         .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)))
         .collect::<Result<HashMap<_, _>, tokio_postgres::Error>>()?;
 
-    let (out, changes, count) = plan_import(items, policy, start, &existing, &deleted_at);
+    let plan = import_policy::plan(
+        items,
+        policy,
+        start,
+        |id| existing.contains(id),
+        |id| deleted_at.get(id).copied(),
+    );
+    let count = plan.count;
 
     let mut created: Profiles<'_> = (Vec::new(), Vec::new(), Vec::new());
     let mut updated: Profiles<'_> = (Vec::new(), Vec::new(), Vec::new());
-    for (id, c) in &changes {
+    for c in &plan.changes {
         let target = if c.created {
             &mut created
-        } else if c.nick.is_some() || c.face_url.is_some() {
+        } else if c.touches_profile() {
             &mut updated
         } else {
             continue;
         };
-        target.0.push(id);
+        target.0.push(c.user_id);
         target.1.push(c.nick.map(str::as_bytes));
         target.2.push(c.face_url.map(str::as_bytes));
     }
@@ -540,7 +471,7 @@ async fn import_in(
     };
     tokio::try_join!(insert, clear, update, set_count)?;
     txn.commit().await?;
-    Ok(out)
+    Ok(plan.outcomes)
 }
 
 async fn delete_in(
@@ -702,51 +633,5 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(describe_config(&kv), "postgres://app@10.0.0.9:5432/t");
-    }
-
-    #[test]
-    fn import_plan_follows_item_order() {
-        let item = |id: &str, nick: Option<&str>| ImportItem {
-            user_id: UserId::parse(id).unwrap(),
-            nick: nick.map(str::to_owned),
-            face_url: None,
-        };
-        let items = vec![
-            item("old", Some("n1")),
-            item("new", None),
-            item("new", Some("n2")),
-            item("gone", None),
-            item("over", None),
-            item("old", Some("n3")),
-        ];
-        let existing = HashSet::from(["old".to_owned()]);
-        let deleted_at = HashMap::from([("gone".to_owned(), 100)]);
-        let policy = ImportPolicy {
-            max_accounts: Some(2),
-            reimport_block_secs: Some(50),
-            now: 120,
-        };
-        let (out, changes, count) = plan_import(&items, policy, 1, &existing, &deleted_at);
-        use ImportOutcome::*;
-        assert_eq!(
-            out,
-            vec![
-                Updated,
-                Created,
-                Updated,
-                ReimportBlocked,
-                LimitReached,
-                Updated
-            ]
-        );
-        assert_eq!(count, 2);
-        let folded: Vec<(&str, bool, Option<&str>)> = changes
-            .iter()
-            .map(|(id, c)| (*id, c.created, c.nick))
-            .collect();
-        assert_eq!(
-            folded,
-            vec![("old", false, Some("n3")), ("new", true, Some("n2"))]
-        );
     }
 }

@@ -1,5 +1,6 @@
 //! The single writer thread and its group commit.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
@@ -9,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::index::{AccountIndex, IndexChange};
-use crate::{DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId};
+use crate::{
+    import_policy, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId,
+};
 
 /// The most writes folded into one transaction; bounds the latency one commit can add.
 const MAX_GROUP: usize = 512;
@@ -244,12 +247,34 @@ fn import(
     policy: ImportPolicy,
     changes: &mut Vec<IndexChange>,
 ) -> Result<Vec<ImportOutcome>, StoreError> {
-    let mut count = account_count(conn, app)?;
-    let start = count;
+    let start = account_count(conn, app)?;
+    let ids = import_policy::distinct_ids(items);
     let mut exists =
         conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
     let mut tombstone = conn
         .prepare_cached("SELECT deleted_at FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
+    let mut existing = HashSet::with_capacity(ids.len());
+    let mut deleted_at = HashMap::new();
+    for id in ids {
+        if exists.exists(params![app, id])? {
+            existing.insert(id);
+        } else if import_policy::needs_tombstones(&policy) {
+            let t: Option<i64> = tombstone
+                .query_row(params![app, id], |r| r.get(0))
+                .optional()?;
+            if let Some(t) = t {
+                deleted_at.insert(id, t);
+            }
+        }
+    }
+    let plan = import_policy::plan(
+        items,
+        policy,
+        start,
+        |id| existing.contains(id),
+        |id| deleted_at.get(id).copied(),
+    );
+
     let mut insert = conn.prepare_cached(
         "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -259,45 +284,25 @@ fn import(
     )?;
     let mut clear_tombstone =
         conn.prepare_cached("DELETE FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let id = item.user_id.as_str();
-        if exists.exists(params![app, id])? {
-            if item.nick.is_some() || item.face_url.is_some() {
-                update.execute(params![app, id, item.nick, item.face_url])?;
-            }
-            out.push(ImportOutcome::Updated);
-            continue;
+    for c in &plan.changes {
+        if c.created {
+            insert.execute(params![
+                app,
+                c.user_id,
+                c.nick.unwrap_or(""),
+                c.face_url.unwrap_or(""),
+                policy.now
+            ])?;
+            clear_tombstone.execute(params![app, c.user_id])?;
+            changes.push(IndexChange::Insert(app, c.user_id.to_owned()));
+        } else if c.touches_profile() {
+            update.execute(params![app, c.user_id, c.nick, c.face_url])?;
         }
-        if let Some(block) = policy.reimport_block_secs {
-            let deleted_at: Option<i64> = tombstone
-                .query_row(params![app, id], |r| r.get(0))
-                .optional()?;
-            if deleted_at.is_some_and(|t| policy.now < t.saturating_add(block)) {
-                out.push(ImportOutcome::ReimportBlocked);
-                continue;
-            }
-        }
-        if policy.max_accounts.is_some_and(|max| count >= max) {
-            out.push(ImportOutcome::LimitReached);
-            continue;
-        }
-        insert.execute(params![
-            app,
-            id,
-            item.nick.as_deref().unwrap_or(""),
-            item.face_url.as_deref().unwrap_or(""),
-            policy.now
-        ])?;
-        clear_tombstone.execute(params![app, id])?;
-        changes.push(IndexChange::Insert(app, id.to_owned()));
-        count += 1;
-        out.push(ImportOutcome::Created);
     }
-    if count != start {
-        set_account_count(conn, app, count)?;
+    if plan.count != start {
+        set_account_count(conn, app, plan.count)?;
     }
-    Ok(out)
+    Ok(plan.outcomes)
 }
 
 fn delete(
