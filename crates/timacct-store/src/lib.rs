@@ -16,6 +16,7 @@ pub mod conformance;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod import_policy;
 mod model;
+mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
@@ -24,8 +25,9 @@ mod sqlite;
 pub use model::{
     Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError, UserIdRef,
 };
+pub use open::{open, OpenOptions, OpenedStore, PostgresOptions, Target};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::StoreError;
 
-pub use pool::PostgresOptions;
+pub use crate::PostgresOptions;
 #[cfg(feature = "test-support")]
 pub use testing::TestDatabase;
 

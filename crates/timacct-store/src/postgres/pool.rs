@@ -1,4 +1,4 @@
-//! The connection pool and its bounds: building it from a URL (connect timeout, keepalives,
+//! The connection pool and its bounds ([`PostgresOptions`]): building it from a URL (connect timeout, keepalives,
 //! server-side statement and idle-transaction timeouts), checking a connection out under a
 //! timeout, bounding each call, and never returning a connection whose call failed.
 
@@ -9,32 +9,7 @@ use tokio_postgres::NoTls;
 
 use super::describe::{describe, describe_config};
 use super::PostgresStore;
-use crate::StoreError;
-
-/// How a [`PostgresStore`] uses its database. The defaults suit one instance among a few on a
-/// database with PostgreSQL's default `max_connections = 100`.
-#[derive(Debug, Clone)]
-pub struct PostgresOptions {
-    /// The most connections this instance keeps open. Every instance opens up to this many, so
-    /// instances × this must stay below the server's `max_connections`.
-    pub max_connections: usize,
-    /// The longest a call waits for a connection from the pool, opening a new one included.
-    /// Bounded so that an unreachable database turns into a prompt 70500, not a hang.
-    pub checkout_timeout: Duration,
-    /// The longest a whole call may take, checkout included. Also sent to the server as
-    /// `statement_timeout`, so a statement stuck behind a lock is cancelled there too.
-    pub call_timeout: Duration,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            max_connections: 16,
-            checkout_timeout: Duration::from_secs(3),
-            call_timeout: Duration::from_secs(5),
-        }
-    }
-}
+use crate::{PostgresOptions, StoreError};
 
 /// The pool for the database named by `url`, and that database's password-free description.
 /// Opens no connection yet.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions,
-    PostgresStore, StoreError, UserId, UserIdRef,
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, OpenOptions,
+    PostgresOptions, PostgresStore, StoreError, Target, UserId, UserIdRef,
 };
 
 use crate::common::{id, policy, refs};
@@ -223,6 +223,44 @@ async fn the_description_never_shows_the_password() {
     let err = PostgresStore::connect("postgres://u:s3cret@127.0.0.1:1/x?connect_timeout=1")
         .await
         .unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+/// `timacct_store::open` on a PostgreSQL target connects with the given pool options,
+/// describes the database without its password, and closes the pool.
+#[tokio::test]
+async fn open_connects_to_postgres_and_closes() {
+    let Some(db) = database().await else {
+        return;
+    };
+    let options = OpenOptions {
+        postgres: small_pool(),
+    };
+    let opened = timacct_store::open(Target::Postgres(db.url()), &options)
+        .await
+        .unwrap();
+    let d = opened.description().to_owned();
+    assert!(
+        d.starts_with("postgres://") && d.ends_with(db.name()),
+        "{d}"
+    );
+    let store = opened.store();
+    store
+        .import(1, vec![ImportItem::id_only(id("o"))], policy(1))
+        .await
+        .unwrap();
+    assert_eq!(store.account_count(1).await.unwrap(), 1);
+    opened.close();
+    assert!(matches!(
+        store.account_count(1).await,
+        Err(StoreError::Closed)
+    ));
+    let err = timacct_store::open(
+        "postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1",
+        &options,
+    )
+    .await
+    .unwrap_err();
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
 
