@@ -1,13 +1,28 @@
 //! Account storage for timacct.
 //!
 //! The server talks to storage through one trait, [`AccountStore`], so that the embedded
-//! SQLite backend and the networked [`postgres`] backend can be swapped without touching the
-//! HTTP layer.
-//! Every backend must pass the same [`conformance`] suite: that suite, not any one backend,
-//! defines what storing accounts means.
+//! SQLite backend and the networked PostgreSQL backend can be swapped without touching the
+//! HTTP layer. [`open()`] opens either from one string (a `postgres://` URL or a file path) and
+//! gives back what a server needs: the store, a description safe to print, and `close`.
+//! Every backend must pass the same conformance suite: that suite, not any one backend,
+//! defines what storing accounts means. Which items of an import are created, updated or
+//! refused is decided once, for every backend, by one pure function (`import_policy`).
 //!
 //! Values reach this crate already parsed: a [`UserId`] can only be built by
 //! [`UserId::parse`], so a backend never sees an invalid UserID.
+//!
+//! # Cargo features
+//!
+//! Each engine is a feature, so that a build compiles only the engines it serves:
+//!
+//! - `sqlite` (default): `SqliteStore`, one SQLite file (SQLite is bundled).
+//! - `postgres`: `PostgresStore`, a PostgreSQL database shared by several instances
+//!   (tokio-postgres, deadpool).
+//! - `test-support`, for tests only: the `conformance` suite (`conformance_suite!`) and,
+//!   with `postgres`, `postgres::TestDatabase`, which creates and drops throwaway databases.
+//!
+//! With no engine the crate still holds the trait and the domain types, which is all a
+//! library that is handed a store (the HTTP server) needs.
 #![deny(missing_docs)]
 
 #[cfg(feature = "test-support")]

@@ -1,7 +1,7 @@
 //! One way to open a store whatever its engine: [`open`] picks the engine from the
 //! [`Target`], so that a caller (`timacct serve`, a tool) needs no engine-specific code to
-//! open, describe and close it. The engines' own types ([`SqliteStore`](crate::SqliteStore),
-//! [`PostgresStore`](crate::PostgresStore)) stay public for callers that need more.
+//! open, describe and close it. The engines' own types (`SqliteStore`, `PostgresStore`) stay
+//! public for callers that need more.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,15 +118,20 @@ impl Default for PostgresOptions {
 
 /// A store [`open`] opened: what a server needs of it, whatever the engine.
 pub struct OpenedStore {
+    /// The engine as the server uses it.
     store: Arc<dyn AccountStore>,
+    /// Where the data is, without any password.
     description: String,
+    /// The same engine, for closing.
     engine: Engine,
 }
 
 /// The engine behind an [`OpenedStore`], for what the trait does not cover (closing).
 enum Engine {
+    /// A SQLite file.
     #[cfg(feature = "sqlite")]
     Sqlite(crate::SqliteStore),
+    /// A PostgreSQL database.
     #[cfg(feature = "postgres")]
     Postgres(crate::PostgresStore),
 }
@@ -178,6 +183,7 @@ pub async fn open(
     }
 }
 
+/// Open a SQLite file; see [`crate::SqliteStore::open`].
 #[cfg(feature = "sqlite")]
 async fn open_sqlite(path: PathBuf) -> Result<OpenedStore, StoreError> {
     if path.as_os_str().is_empty() {
@@ -193,11 +199,13 @@ async fn open_sqlite(path: PathBuf) -> Result<OpenedStore, StoreError> {
     })
 }
 
+/// SQLite is compiled out.
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(_: PathBuf) -> Result<OpenedStore, StoreError> {
     Err(without("SQLite", "sqlite"))
 }
 
+/// Connect to PostgreSQL; see [`crate::PostgresStore::connect_with`].
 #[cfg(feature = "postgres")]
 async fn open_postgres(url: &str, options: &OpenOptions) -> Result<OpenedStore, StoreError> {
     let store = crate::PostgresStore::connect_with(url, options.postgres.clone()).await?;
@@ -208,6 +216,7 @@ async fn open_postgres(url: &str, options: &OpenOptions) -> Result<OpenedStore, 
     })
 }
 
+/// PostgreSQL is compiled out.
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(_: &str, _: &OpenOptions) -> Result<OpenedStore, StoreError> {
     Err(without("PostgreSQL", "postgres"))

@@ -21,6 +21,7 @@ pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A driver error as the store reports it: 70500, with the whole cause.
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(describe(&e))
 }

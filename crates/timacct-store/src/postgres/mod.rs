@@ -51,8 +51,11 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The PostgreSQL backend. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
 pub struct PostgresStore {
+    /// Every connection of this instance (see [`pool`]).
     pool: deadpool_postgres::Pool,
+    /// The bounds each call runs under.
     options: PostgresOptions,
+    /// The database without its password, for errors and the banner.
     description: String,
 }
 

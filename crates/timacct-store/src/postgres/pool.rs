@@ -106,7 +106,9 @@ impl PostgresStore {
 /// call mid-way, a panic — closes it instead, so a connection in an unknown state (a
 /// transaction still open, a query still running, a dead socket) is never reused.
 pub(super) struct Conn {
+    /// The connection; `None` only once `drop` has taken it.
     obj: Option<deadpool_postgres::Object>,
+    /// Whether the call succeeded, so the connection may be reused.
     keep: bool,
 }
 

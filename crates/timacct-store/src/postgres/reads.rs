@@ -5,18 +5,24 @@ use std::collections::HashSet;
 
 use crate::{Account, UserId, UserIdRef};
 
+/// A pooled connection, as every operation gets it.
 pub(super) type Client = deadpool_postgres::ClientWrapper;
 
+/// The SDKAppID as stored: a u32 does not fit PostgreSQL's `INTEGER`, so it is a `BIGINT`.
 pub(super) fn app_key(app: u32) -> i64 {
     i64::from(app)
 }
 
+/// Which of the given UserIDs have an account: `check`, and the facts of an import.
 pub(super) const EXISTING: &str =
     "SELECT user_id FROM accounts WHERE sdkappid = $1 AND user_id = ANY($2)";
+/// One account with its profile.
 const ACCOUNT: &str =
     "SELECT nick, face_url, created_at FROM accounts WHERE sdkappid = $1 AND user_id = $2";
+/// The app's account count, kept in the same transactions as its accounts (no `count(*)`).
 pub(super) const COUNT: &str = "SELECT accounts FROM app_stats WHERE sdkappid = $1";
 
+/// `check`: one query for the whole batch; an answer per id, in order.
 pub(super) async fn check_in(
     client: &mut Client,
     app: u32,
@@ -33,6 +39,7 @@ pub(super) async fn check_in(
     Ok(names.iter().map(|id| found.contains(*id)).collect())
 }
 
+/// `account`: the profile columns are `BYTEA` (see the schema), decoded back to strings.
 pub(super) async fn account_in(
     client: &mut Client,
     app: u32,
@@ -56,6 +63,7 @@ pub(super) async fn account_in(
     }))
 }
 
+/// `account_count`: 0 for an app that never had an account.
 pub(super) async fn count_in(client: &mut Client, app: u32) -> Result<u64, tokio_postgres::Error> {
     let stmt = client.prepare_cached(COUNT).await?;
     let n: Option<i64> = match client.query_opt(&stmt, &[&app_key(app)]).await? {

@@ -33,26 +33,37 @@ const APP_LOCK_SPACE: i32 = 0x7469_6d61;
 /// row lock because waiters queue on it in order and are woken one at a time: with many
 /// writers waiting on one row, every commit would wake them all to race for it again.
 const LOCK_APP: &str = "SELECT pg_advisory_xact_lock($1, $2)";
+/// Store the app's account count (its first write creates the row).
 const SET_COUNT: &str = "INSERT INTO app_stats (sdkappid, accounts) VALUES ($1, $2)
      ON CONFLICT (sdkappid) DO UPDATE SET accounts = excluded.accounts";
+/// When each of the given UserIDs was deleted, for the re-import block.
 const TOMBSTONES: &str =
     "SELECT user_id, deleted_at FROM tombstones WHERE sdkappid = $1 AND user_id = ANY($2)";
+/// Create accounts, all in one statement (arrays of UserIDs and profiles).
 const INSERT_ACCOUNTS: &str = "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at)
      SELECT $1, u.user_id, u.nick, u.face_url, $5
      FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(user_id, nick, face_url)";
+/// Overwrite the given profile fields (`NULL` keeps a field), all in one statement.
 const UPDATE_PROFILES: &str = "UPDATE accounts AS a
      SET nick = COALESCE(u.nick, a.nick), face_url = COALESCE(u.face_url, a.face_url)
      FROM unnest($2::text[], $3::bytea[], $4::bytea[]) AS u(user_id, nick, face_url)
      WHERE a.sdkappid = $1 AND a.user_id = u.user_id";
+/// A re-created account is no longer deleted.
 const CLEAR_TOMBSTONES: &str = "DELETE FROM tombstones WHERE sdkappid = $1 AND user_id = ANY($2)";
+/// Delete accounts, returning the ones that existed (each once, however often named).
 const DELETE_ACCOUNTS: &str =
     "DELETE FROM accounts WHERE sdkappid = $1 AND user_id = ANY($2) RETURNING user_id";
+/// Date the deletions, for the re-import block; a later deletion of the same UserID wins.
 const WRITE_TOMBSTONES: &str = "INSERT INTO tombstones (sdkappid, user_id, deleted_at)
      SELECT $1, unnest($2::text[]), $3
      ON CONFLICT (sdkappid, user_id) DO UPDATE SET deleted_at = excluded.deleted_at";
 
+/// UserIDs with their nicknames and avatar URLs, as the parallel arrays the statements take.
 type Profiles<'a> = (Vec<&'a str>, Vec<Option<&'a [u8]>>, Vec<Option<&'a [u8]>>);
 
+/// `import`: under the app's lock, read the facts (existing accounts, and tombstones when the
+/// policy blocks re-imports), let [`import_policy::plan`] decide, then write its changes with
+/// one statement per kind, sent together.
 pub(super) async fn import_in(
     client: &mut Client,
     app: u32,
@@ -158,6 +169,9 @@ pub(super) async fn import_in(
     Ok(plan.outcomes)
 }
 
+/// `delete`: under the app's lock, one statement deletes every named account that exists;
+/// the tombstones and the new count follow together. The first occurrence of a deleted
+/// UserID is `Deleted`, any repeat `NotFound`.
 pub(super) async fn delete_in(
     client: &mut Client,
     app: u32,

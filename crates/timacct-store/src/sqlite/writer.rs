@@ -1,4 +1,11 @@
 //! The single writer thread and its group commit.
+//!
+//! Every write of every caller is queued here as a [`WriteJob`]. The thread takes all that
+//! are waiting (up to [`MAX_GROUP`]), opens one transaction, applies each in a savepoint of
+//! its own (a failing write undoes only itself), commits once — one fsync for the whole
+//! group — and only then updates the in-memory index and answers the callers. What a write
+//! does is its own business ([`Write`], one type per kind in [`super::writes`]); how writes
+//! are grouped, committed and answered is this file's alone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -50,8 +57,11 @@ pub(super) type Job = Box<dyn WriteJob>;
 /// A write of kind `W` with the channel its answer goes back on; its result is held back
 /// until the transaction holding it is committed.
 struct Queued<W: Write> {
+    /// The write.
     write: W,
+    /// What `apply` returned, until the commit decides whether it stands.
     result: Option<Result<W::Output, StoreError>>,
+    /// Where the caller waits.
     reply: oneshot::Sender<Result<W::Output, StoreError>>,
 }
 
@@ -93,15 +103,21 @@ fn commit_failed(e: &str) -> StoreError {
     StoreError::Unavailable(format!("commit failed: {e}"))
 }
 
+/// The writer thread's state: the only read-write connection, and the index it keeps in step
+/// with what is committed.
 pub(super) struct Writer {
+    /// The only connection that writes.
     conn: Connection,
+    /// Shared with the readers of `account_check`.
     index: Arc<RwLock<AccountIndex>>,
+    /// Set once the index has loaded; until then commits leave it alone.
     index_ready: Arc<AtomicBool>,
     /// Index changes of the transaction being built, applied only after it commits.
     pending: Vec<IndexChange>,
 }
 
 impl Writer {
+    /// A writer over `conn`, which must already hold the schema.
     pub(super) fn new(
         conn: Connection,
         index: Arc<RwLock<AccountIndex>>,
@@ -179,6 +195,7 @@ impl Writer {
         }
     }
 
+    /// One transaction for the whole group, answered only after it committed.
     fn commit_group(&mut self, group: Vec<Job>) {
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             let e = e.to_string();

@@ -56,6 +56,8 @@ impl Write for Delete {
     }
 }
 
+/// [`Import`]: read the facts item by distinct UserID (the statements are cached), let
+/// [`import_policy::plan`] decide, then write its changes and the new count.
 fn import(
     conn: &Connection,
     app: u32,
@@ -121,6 +123,8 @@ fn import(
     Ok(plan.outcomes)
 }
 
+/// [`Delete`]: each named account that exists is deleted and dated in `tombstones`; a repeat
+/// finds it gone.
 fn delete(
     conn: &Connection,
     app: u32,
@@ -153,6 +157,7 @@ fn delete(
     Ok(out)
 }
 
+/// The app's account count, kept in `app_stats` in the same transactions as its accounts.
 fn account_count(conn: &Connection, app: u32) -> Result<u64, StoreError> {
     let n: Option<i64> = conn
         .prepare_cached("SELECT accounts FROM app_stats WHERE sdkappid = ?1")?
@@ -161,6 +166,7 @@ fn account_count(conn: &Connection, app: u32) -> Result<u64, StoreError> {
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
+/// Store the app's account count.
 fn set_account_count(conn: &Connection, app: u32, count: u64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO app_stats (sdkappid, accounts) VALUES (?1, ?2)
