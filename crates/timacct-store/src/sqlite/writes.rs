@@ -56,7 +56,7 @@ impl Write for Delete {
     }
 }
 
-/// [`Import`]: read the facts item by distinct UserID (the statements are cached), let
+/// [`Import`]: read the facts (one lookup per distinct UserID, on cached statements), let
 /// [`import_policy::plan`] decide, then write its changes and the new count.
 fn import(
     conn: &Connection,
