@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use timacct_server::{Config, RedisRateLimiter, ServerBuilder};
-use timacct_store::{AccountStore, PostgresOptions, PostgresStore, SqliteStore};
+use timacct_store::{OpenOptions, OpenedStore, PostgresOptions, Target};
 use timacct_usersig::UserSigGenerator;
 
 use crate::data_dir::{DataDir, SQLITE_FILE};
@@ -48,54 +48,25 @@ pub struct ServeArgs {
     server: crate::serve_opts::ServerOptions,
 }
 
-/// Where accounts are kept.
-enum Backend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-}
-
-impl Backend {
-    async fn open(args: &ServeArgs) -> anyhow::Result<Backend> {
-        match &args.database {
-            Some(url) => {
-                let options = PostgresOptions {
-                    max_connections: args.database_pool_size.max(1),
-                    ..PostgresOptions::default()
-                };
-                // Errors never contain the URL, so a password cannot reach the terminal.
-                let store = PostgresStore::connect_with(url, options)
-                    .await
-                    .context("opening the PostgreSQL database (--database)")?;
-                Ok(Backend::Postgres(store))
-            }
-            None => {
-                let db = args.data_dir.join(SQLITE_FILE);
-                let store =
-                    SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-                Ok(Backend::Sqlite(store))
-            }
-        }
-    }
-
-    /// Where the data is, safe to print (no password).
-    fn describe(&self) -> String {
-        match self {
-            Backend::Sqlite(s) => s.path().display().to_string(),
-            Backend::Postgres(p) => p.description().to_owned(),
-        }
-    }
-
-    fn store(&self) -> Arc<dyn AccountStore> {
-        match self {
-            Backend::Sqlite(s) => Arc::new(s.clone()),
-            Backend::Postgres(p) => Arc::new(p.clone()),
-        }
-    }
-
-    fn close(&self) {
-        match self {
-            Backend::Sqlite(s) => s.close(),
-            Backend::Postgres(p) => p.close(),
+/// Where accounts are kept: the PostgreSQL database of `--database` (a URL or a libpq
+/// `key=value` string), else the SQLite file in the data directory.
+async fn open_store(args: &ServeArgs) -> anyhow::Result<OpenedStore> {
+    let options = OpenOptions {
+        postgres: PostgresOptions {
+            max_connections: args.database_pool_size.max(1),
+            ..PostgresOptions::default()
+        },
+    };
+    match &args.database {
+        // Errors never contain the URL, so a password cannot reach the terminal.
+        Some(url) => timacct_store::open(Target::Postgres(url.clone()), &options)
+            .await
+            .context("opening the PostgreSQL database (--database)"),
+        None => {
+            let db = args.data_dir.join(SQLITE_FILE);
+            timacct_store::open(db.as_path(), &options)
+                .await
+                .with_context(|| format!("opening {}", db.display()))
         }
     }
 }
@@ -183,7 +154,7 @@ async fn start(
             true,
         ),
     };
-    let backend = Backend::open(args).await?;
+    let backend = open_store(args).await?;
     if let (Some(dir), None) = (data_dir, &args.database) {
         dir.restrict_sqlite_files()?;
     }
@@ -218,7 +189,7 @@ async fn start(
     };
     println!(
         "timacct listening on {scheme}://{addr} (data: {}; rate limits: {limits})",
-        backend.describe()
+        backend.description()
     );
     tracing::info!(%addr, apps = apps.len(), "serving");
     let mut builder = ServerBuilder::new(apps, backend.store()).limits(args.server.limits());

@@ -1,24 +1,49 @@
 //! Account storage for timacct.
 //!
 //! The server talks to storage through one trait, [`AccountStore`], so that the embedded
-//! SQLite backend and the networked [`postgres`] backend can be swapped without touching the
-//! HTTP layer.
-//! Every backend must pass the same [`conformance`] suite: that suite, not any one backend,
-//! defines what storing accounts means.
+//! SQLite backend and the networked PostgreSQL backend can be swapped without touching the
+//! HTTP layer. [`open()`] opens either from one string (a `postgres://` URL or a file path) and
+//! gives back what a server needs: the store, a description safe to print, and `close`.
+//! Every backend must pass the same conformance suite: that suite, not any one backend,
+//! defines what storing accounts means. Which items of an import are created, updated or
+//! refused is decided once, for every backend, by one pure function (`import_policy`).
 //!
 //! Values reach this crate already parsed: a [`UserId`] can only be built by
 //! [`UserId::parse`], so a backend never sees an invalid UserID.
+//!
+//! # Cargo features
+//!
+//! Each engine is a feature, so that a build compiles only the engines it serves:
+//!
+//! - `sqlite` (default): `SqliteStore`, one SQLite file (SQLite is bundled).
+//! - `postgres`: `PostgresStore`, a PostgreSQL database shared by several instances
+//!   (tokio-postgres, deadpool).
+//! - `test-support`, for tests only: the `conformance` suite (`conformance_suite!`) and,
+//!   with `postgres`, `postgres::TestDatabase`, which creates and drops throwaway databases.
+//!
+//! With no engine the crate still holds the trait and the domain types, which is all a
+//! library that is handed a store (the HTTP server) needs.
 #![deny(missing_docs)]
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
+// Used by every engine; without one there is nothing to plan.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod import_policy;
 mod model;
+mod open;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use model::{
     Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError, UserIdRef,
 };
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use open::{open, OpenOptions, OpenedStore, PostgresOptions, Target};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -47,6 +72,7 @@ impl timacct_proto::HasErrorCode for StoreError {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Unavailable(e.to_string())

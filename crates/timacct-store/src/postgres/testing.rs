@@ -259,7 +259,7 @@ async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Clie
     let connecting = tokio::time::timeout(ADMIN_TIMEOUT, config.connect(NoTls));
     let (client, connection) = match connecting.await {
         Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Err(super::describe(&e)),
+        Ok(Err(e)) => return Err(super::describe::describe(&e)),
         Err(_) => return Err("timed out connecting".into()),
     };
     tokio::spawn(async move {

@@ -10,6 +10,7 @@
 mod index;
 mod integrity;
 mod writer;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +20,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use tokio::sync::oneshot;
 
 use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
     UserId, UserIdRef,
 };
 use index::AccountIndex;
-use writer::{Write, Writer};
+use writer::{Job, Write, Writer};
+use writes::{Delete, Import};
 
 /// The schema, applied at every open (idempotent).
 const SCHEMA: &str = "
@@ -58,7 +59,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writes: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// Every stored UserID, once the writer has loaded them; see [`index`].
@@ -131,15 +132,13 @@ impl SqliteStore {
         }
     }
 
-    async fn write<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
-    ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
+    /// Queue `write` for the writer thread and wait until it is durable (or failed).
+    async fn write<W: Write>(&self, write: W) -> Result<W::Output, StoreError> {
+        let (job, answer) = writer::job(write);
         {
             let guard = self.inner.writes.lock();
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(make(reply)).map_err(|_| StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -192,13 +191,7 @@ impl AccountStore for SqliteStore {
         items: Vec<ImportItem>,
         policy: ImportPolicy,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
-        self.write(|reply| Write::Import {
-            app,
-            items,
-            policy,
-            reply,
-        })
-        .await
+        self.write(Import { app, items, policy }).await
     }
 
     async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
@@ -226,13 +219,7 @@ impl AccountStore for SqliteStore {
         ids: Vec<UserId>,
         now: i64,
     ) -> Result<Vec<DeleteOutcome>, StoreError> {
-        self.write(|reply| Write::Delete {
-            app,
-            ids,
-            now,
-            reply,
-        })
-        .await
+        self.write(Delete { app, ids, now }).await
     }
 
     async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError> {

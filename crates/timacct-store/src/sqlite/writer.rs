@@ -1,76 +1,123 @@
 //! The single writer thread and its group commit.
+//!
+//! Every write of every caller is queued here as a [`WriteJob`]. The thread takes all that
+//! are waiting (up to [`MAX_GROUP`]), opens one transaction, applies each in a savepoint of
+//! its own (a failing write undoes only itself), commits once — one fsync for the whole
+//! group — and only then updates the in-memory index and answers the callers. What a write
+//! does is its own business ([`Write`], one type per kind in [`super::writes`]); how writes
+//! are grouped, committed and answered is this file's alone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use parking_lot::RwLock;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::index::{AccountIndex, IndexChange};
-use crate::{DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId};
+use crate::StoreError;
 
 /// The most writes folded into one transaction; bounds the latency one commit can add.
 const MAX_GROUP: usize = 512;
 
-/// A write waiting for the writer thread, with the channel its answer goes back on.
-pub(super) enum Write {
-    Import {
-        app: u32,
-        items: Vec<ImportItem>,
-        policy: ImportPolicy,
-        reply: oneshot::Sender<Result<Vec<ImportOutcome>, StoreError>>,
-    },
-    Delete {
-        app: u32,
-        ids: Vec<UserId>,
-        now: i64,
-        reply: oneshot::Sender<Result<Vec<DeleteOutcome>, StoreError>>,
-    },
+/// One kind of write the writer thread applies (see [`super::writes`]); a new kind is one
+/// type implementing this.
+pub(super) trait Write: Send + 'static {
+    /// What the caller gets back once the write is durable.
+    type Output: Send + 'static;
+
+    /// Apply the write inside the group's transaction, in a savepoint of its own. Index
+    /// changes go to `index`: they reach the in-memory index only after the commit. On `Err`
+    /// the writer rolls back the savepoint and drops the index changes, and the other writes
+    /// of the group carry on.
+    fn apply(
+        &mut self,
+        conn: &Connection,
+        index: &mut Vec<IndexChange>,
+    ) -> Result<Self::Output, StoreError>;
 }
 
-/// A write's answer, held back until the transaction holding it is committed.
-enum Answer {
-    Import(
-        oneshot::Sender<Result<Vec<ImportOutcome>, StoreError>>,
-        Result<Vec<ImportOutcome>, StoreError>,
-    ),
-    Delete(
-        oneshot::Sender<Result<Vec<DeleteOutcome>, StoreError>>,
-        Result<Vec<DeleteOutcome>, StoreError>,
-    ),
+/// A queued write as the writer thread sees it, whatever its kind: something to apply, and
+/// then to answer once the transaction's fate is known.
+pub(super) trait WriteJob: Send {
+    /// Apply the write (see [`Write::apply`]) and keep its result for [`Self::answer`];
+    /// whether it succeeded (if not, the writer undoes it).
+    fn apply(&mut self, conn: &Connection, index: &mut Vec<IndexChange>) -> bool;
+
+    /// Answer the caller. `Ok` means the write's savepoint was released and the transaction
+    /// committed (durable): the caller gets what `apply` produced. `Err` is what the caller
+    /// gets instead (the transaction or the savepoint failed, so nothing was applied).
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>);
 }
 
-impl Answer {
-    fn send(self, commit: &Result<(), String>) {
-        match self {
-            Answer::Import(tx, r) => {
-                let _ = tx.send(after_commit(r, commit));
-            }
-            Answer::Delete(tx, r) => {
-                let _ = tx.send(after_commit(r, commit));
-            }
-        }
+/// What the writer's queue holds.
+pub(super) type Job = Box<dyn WriteJob>;
+
+/// A write of kind `W` with the channel its answer goes back on; its result is held back
+/// until the transaction holding it is committed.
+struct Queued<W: Write> {
+    /// The write.
+    write: W,
+    /// What `apply` returned, until the commit decides whether it stands.
+    result: Option<Result<W::Output, StoreError>>,
+    /// Where the caller waits.
+    reply: oneshot::Sender<Result<W::Output, StoreError>>,
+}
+
+/// Queue-ready form of `write`, and where its answer will arrive.
+pub(super) fn job<W: Write>(write: W) -> (Job, oneshot::Receiver<Result<W::Output, StoreError>>) {
+    let (reply, answer) = oneshot::channel();
+    let queued = Queued {
+        write,
+        result: None,
+        reply,
+    };
+    (Box::new(queued), answer)
+}
+
+impl<W: Write> WriteJob for Queued<W> {
+    fn apply(&mut self, conn: &Connection, index: &mut Vec<IndexChange>) -> bool {
+        let result = self.write.apply(conn, index);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let result = match outcome {
+            Err(e) => Err(e),
+            Ok(()) => self.result.unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "the write was never applied".into(),
+                ))
+            }),
+        };
+        // The caller may have given up waiting; the write stands either way.
+        let _ = self.reply.send(result);
     }
 }
 
-fn after_commit<T>(r: Result<T, StoreError>, commit: &Result<(), String>) -> Result<T, StoreError> {
-    match commit {
-        Ok(()) => r,
-        Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-    }
+/// What every write of a group gets when the transaction did not commit (or never began).
+fn commit_failed(e: &str) -> StoreError {
+    StoreError::Unavailable(format!("commit failed: {e}"))
 }
 
+/// The writer thread's state: the only read-write connection, and the index it keeps in step
+/// with what is committed.
 pub(super) struct Writer {
+    /// The only connection that writes.
     conn: Connection,
+    /// Shared with the readers of `account_check`.
     index: Arc<RwLock<AccountIndex>>,
+    /// Set once the index has loaded; until then commits leave it alone.
     index_ready: Arc<AtomicBool>,
     /// Index changes of the transaction being built, applied only after it commits.
     pending: Vec<IndexChange>,
 }
 
 impl Writer {
+    /// A writer over `conn`, which must already hold the schema.
     pub(super) fn new(
         conn: Connection,
         index: Arc<RwLock<AccountIndex>>,
@@ -131,7 +178,7 @@ impl Writer {
     }
 
     /// Serve writes until every sender is gone.
-    pub(super) fn run(mut self, rx: mpsc::Receiver<Write>) {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) {
         if let Err(e) = self.load_index() {
             // Reads keep going to the database; only the fast path is lost.
             tracing::error!(error = %e, "cannot load the account index; account_check will query SQLite");
@@ -148,17 +195,19 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Write>) {
+    /// One transaction for the whole group, answered only after it committed.
+    fn commit_group(&mut self, group: Vec<Job>) {
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = Err(e.to_string());
-            for w in group {
-                answer_unapplied(w).send(&err);
+            let e = e.to_string();
+            for job in group {
+                job.answer(Err(commit_failed(&e)));
             }
             return;
         }
-        let mut answers = Vec::with_capacity(group.len());
-        for w in group {
-            answers.push(self.apply_in_savepoint(w));
+        let mut applied = Vec::with_capacity(group.len());
+        for mut job in group {
+            let status = self.apply_in_savepoint(job.as_mut());
+            applied.push((job, status));
         }
         let commit = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         let changes = std::mem::take(&mut self.pending);
@@ -170,181 +219,135 @@ impl Writer {
                 index.apply(c);
             }
         }
-        for a in answers {
-            a.send(&commit);
+        for (job, status) in applied {
+            job.answer(match &commit {
+                Ok(()) => status,
+                Err(e) => Err(commit_failed(e)),
+            });
         }
     }
 
-    fn apply_in_savepoint(&mut self, w: Write) -> Answer {
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT w") {
-            let mut a = answer_unapplied(w);
-            a.set_error(StoreError::from(e));
-            return a;
-        }
+    /// Apply one write in a savepoint of its own, so that a failing write undoes only itself.
+    /// `Err` when the savepoint itself failed: the write's own result is then void.
+    fn apply_in_savepoint(&mut self, job: &mut dyn WriteJob) -> Result<(), StoreError> {
+        self.conn.execute_batch("SAVEPOINT w")?;
         let mark = self.pending.len();
-        let answer = match w {
-            Write::Import {
-                app,
-                items,
-                policy,
-                reply,
-            } => {
-                let r = import(&self.conn, app, &items, policy, &mut self.pending);
-                Answer::Import(reply, r)
-            }
-            Write::Delete {
-                app,
-                ids,
-                now,
-                reply,
-            } => {
-                let r = delete(&self.conn, app, &ids, now, &mut self.pending);
-                Answer::Delete(reply, r)
-            }
-        };
-        let ok = match &answer {
-            Answer::Import(_, r) => r.is_ok(),
-            Answer::Delete(_, r) => r.is_ok(),
-        };
-        if !ok {
+        if !job.apply(&self.conn, &mut self.pending) {
             let _ = self.conn.execute_batch("ROLLBACK TO w");
             self.pending.truncate(mark);
         }
         if let Err(e) = self.conn.execute_batch("RELEASE w") {
             self.pending.truncate(mark);
-            let mut answer = answer;
-            answer.set_error(StoreError::from(e));
-            return answer;
+            return Err(StoreError::from(e));
         }
-        answer
+        Ok(())
     }
 }
 
-impl Answer {
-    fn set_error(&mut self, e: StoreError) {
-        match self {
-            Answer::Import(_, r) => *r = Err(e),
-            Answer::Delete(_, r) => *r = Err(e),
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::sqlite::writes::Import;
+    use crate::{ImportItem, ImportOutcome, ImportPolicy, UserId};
+
+    /// A write that changes the database and the index, then fails.
+    struct Failing;
+
+    impl Write for Failing {
+        type Output = ();
+
+        fn apply(
+            &mut self,
+            conn: &Connection,
+            index: &mut Vec<IndexChange>,
+        ) -> Result<(), StoreError> {
+            conn.execute(
+                "INSERT INTO accounts (sdkappid, user_id, created_at) VALUES (1, 'failed', 1)",
+                [],
+            )?;
+            index.push(IndexChange::Insert(1, "failed".into()));
+            Err(StoreError::Unavailable("boom".into()))
         }
     }
-}
 
-fn answer_unapplied(w: Write) -> Answer {
-    let e = || StoreError::Unavailable("transaction could not start".into());
-    match w {
-        Write::Import { reply, .. } => Answer::Import(reply, Err(e())),
-        Write::Delete { reply, .. } => Answer::Delete(reply, Err(e())),
+    fn writer() -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::SCHEMA).unwrap();
+        Writer::new(
+            conn,
+            Arc::new(RwLock::new(AccountIndex::default())),
+            Arc::new(AtomicBool::new(true)),
+        )
     }
-}
 
-fn import(
-    conn: &Connection,
-    app: u32,
-    items: &[ImportItem],
-    policy: ImportPolicy,
-    changes: &mut Vec<IndexChange>,
-) -> Result<Vec<ImportOutcome>, StoreError> {
-    let mut count = account_count(conn, app)?;
-    let start = count;
-    let mut exists =
-        conn.prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
-    let mut tombstone = conn
-        .prepare_cached("SELECT deleted_at FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    let mut update = conn.prepare_cached(
-        "UPDATE accounts SET nick = COALESCE(?3, nick), face_url = COALESCE(?4, face_url)
-         WHERE sdkappid = ?1 AND user_id = ?2",
-    )?;
-    let mut clear_tombstone =
-        conn.prepare_cached("DELETE FROM tombstones WHERE sdkappid = ?1 AND user_id = ?2")?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let id = item.user_id.as_str();
-        if exists.exists(params![app, id])? {
-            if item.nick.is_some() || item.face_url.is_some() {
-                update.execute(params![app, id, item.nick, item.face_url])?;
-            }
-            out.push(ImportOutcome::Updated);
-            continue;
-        }
-        if let Some(block) = policy.reimport_block_secs {
-            let deleted_at: Option<i64> = tombstone
-                .query_row(params![app, id], |r| r.get(0))
-                .optional()?;
-            if deleted_at.is_some_and(|t| policy.now < t.saturating_add(block)) {
-                out.push(ImportOutcome::ReimportBlocked);
-                continue;
-            }
-        }
-        if policy.max_accounts.is_some_and(|max| count >= max) {
-            out.push(ImportOutcome::LimitReached);
-            continue;
-        }
-        insert.execute(params![
-            app,
-            id,
-            item.nick.as_deref().unwrap_or(""),
-            item.face_url.as_deref().unwrap_or(""),
-            policy.now
-        ])?;
-        clear_tombstone.execute(params![app, id])?;
-        changes.push(IndexChange::Insert(app, id.to_owned()));
-        count += 1;
-        out.push(ImportOutcome::Created);
-    }
-    if count != start {
-        set_account_count(conn, app, count)?;
-    }
-    Ok(out)
-}
-
-fn delete(
-    conn: &Connection,
-    app: u32,
-    ids: &[UserId],
-    now: i64,
-    changes: &mut Vec<IndexChange>,
-) -> Result<Vec<DeleteOutcome>, StoreError> {
-    let mut remove =
-        conn.prepare_cached("DELETE FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?;
-    let mut tombstone = conn.prepare_cached(
-        "INSERT INTO tombstones (sdkappid, user_id, deleted_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (sdkappid, user_id) DO UPDATE SET deleted_at = excluded.deleted_at",
-    )?;
-    let mut removed = 0u64;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if remove.execute(params![app, id.as_str()])? > 0 {
-            tombstone.execute(params![app, id.as_str(), now])?;
-            changes.push(IndexChange::Remove(app, id.as_str().to_owned()));
-            removed += 1;
-            out.push(DeleteOutcome::Deleted);
-        } else {
-            out.push(DeleteOutcome::NotFound);
+    fn import(id: &str) -> Import {
+        Import {
+            app: 1,
+            items: vec![ImportItem::id_only(UserId::parse(id).unwrap())],
+            policy: ImportPolicy {
+                max_accounts: None,
+                reimport_block_secs: None,
+                now: 1,
+            },
         }
     }
-    if removed > 0 {
-        let count = account_count(conn, app)?.saturating_sub(removed);
-        set_account_count(conn, app, count)?;
+
+    /// One failing write in a group undoes only itself: the others commit, reach the index and
+    /// get their answers; the failing one gets its own error and leaves no trace.
+    #[test]
+    fn a_failing_write_undoes_only_itself() {
+        let mut writer = writer();
+        let (first, first_answer) = job(import("a"));
+        let (failing, failing_answer) = job(Failing);
+        let (last, last_answer) = job(import("b"));
+        writer.commit_group(vec![first, failing, last]);
+        assert_eq!(
+            first_answer.blocking_recv().unwrap().unwrap(),
+            vec![ImportOutcome::Created]
+        );
+        assert!(matches!(
+            failing_answer.blocking_recv().unwrap(),
+            Err(StoreError::Unavailable(e)) if e == "boom"
+        ));
+        assert_eq!(
+            last_answer.blocking_recv().unwrap().unwrap(),
+            vec![ImportOutcome::Created]
+        );
+        let stored: Vec<String> = writer
+            .conn
+            .prepare("SELECT user_id FROM accounts ORDER BY user_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, vec!["a", "b"]);
+        assert_eq!(
+            writer.index.read().contains_all(1, &["a", "failed", "b"]),
+            vec![true, false, true]
+        );
+        assert!(writer.pending.is_empty());
     }
-    Ok(out)
-}
 
-fn account_count(conn: &Connection, app: u32) -> Result<u64, StoreError> {
-    let n: Option<i64> = conn
-        .prepare_cached("SELECT accounts FROM app_stats WHERE sdkappid = ?1")?
-        .query_row([app], |r| r.get(0))
-        .optional()?;
-    Ok(n.unwrap_or(0).max(0) as u64)
-}
-
-fn set_account_count(conn: &Connection, app: u32, count: u64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO app_stats (sdkappid, accounts) VALUES (?1, ?2)
-         ON CONFLICT (sdkappid) DO UPDATE SET accounts = excluded.accounts",
-    )?
-    .execute(params![app, count as i64])?;
-    Ok(())
+    /// A group whose transaction cannot begin answers every write with the failure, and
+    /// applies nothing.
+    #[test]
+    fn a_group_that_cannot_begin_fails_every_write() {
+        let mut writer = writer();
+        writer.conn.execute_batch("BEGIN").unwrap();
+        let (a, a_answer) = job(import("a"));
+        let (b, b_answer) = job(import("b"));
+        writer.commit_group(vec![a, b]);
+        for answer in [a_answer, b_answer] {
+            assert!(matches!(
+                answer.blocking_recv().unwrap(),
+                Err(StoreError::Unavailable(e)) if e.starts_with("commit failed: ")
+            ));
+        }
+        assert_eq!(
+            writer.index.read().contains_all(1, &["a", "b"]),
+            vec![false, false]
+        );
+    }
 }

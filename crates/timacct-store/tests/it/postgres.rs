@@ -3,9 +3,8 @@
 //! migrations, and surviving killed connections and a database restart.
 //!
 //! Every test runs in a fresh database (`TestDatabase`), dropped at the end. Without a
-//! reachable server the tests skip with a message, unless `TIMACCT_TEST_DATABASE_URL` or `CI`
-//! is set: then they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! reachable server the tests skip with a message (and pass), unless
+//! `TIMACCT_TEST_DATABASE_URL` or `CI` is set: then they fail.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,19 +13,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions,
-    PostgresStore, StoreError, UserId, UserIdRef,
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, OpenOptions,
+    PostgresOptions, PostgresStore, StoreError, Target, UserId, UserIdRef,
 };
 
-/// A fresh database, or the end of this test (passing) when PostgreSQL tests may be skipped.
-///
-/// The conformance macro gives no way to skip, so skipping ends the test process with success;
-/// nextest runs every test in its own process, and under `cargo test` every test of this
-/// binary would skip the same way anyway.
-async fn database() -> TestDatabase {
+use crate::common::{id, policy, refs};
+
+/// A fresh database, or `None` (the test then returns, passing) when PostgreSQL tests may be
+/// skipped. A skip returns rather than ending the process, so that it cannot cut short the
+/// other tests of this binary (the SQLite ones) under `cargo test`.
+async fn database() -> Option<TestDatabase> {
     match TestDatabase::create().await {
-        Ok(Some(db)) => db,
-        Ok(None) => std::process::exit(0),
+        Ok(db) => db,
         Err(e) => panic!("{e}"),
     }
 }
@@ -73,33 +71,17 @@ impl AccountStore for Fresh {
     }
 }
 
-async fn fresh() -> Arc<dyn AccountStore> {
-    let db = database().await;
+async fn fresh() -> Option<Arc<dyn AccountStore>> {
+    let db = database().await?;
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
-    Arc::new(Fresh { store, _db: db })
+    Some(Arc::new(Fresh { store, _db: db }))
 }
 
 mod postgres_conformance {
     use super::*;
     timacct_store::conformance_suite!(fresh());
-}
-
-fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
-    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
-}
-
-fn id(s: &str) -> UserId {
-    UserId::parse(s).unwrap()
-}
-
-fn policy(now: i64) -> ImportPolicy {
-    ImportPolicy {
-        max_accounts: None,
-        reimport_block_secs: None,
-        now,
-    }
 }
 
 /// Eight instances starting at once migrate the schema exactly once. The test holds the
@@ -109,7 +91,9 @@ fn policy(now: i64) -> ImportPolicy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once() {
     const INSTANCES: usize = 8;
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let url = db.url();
     let gate = db.hold_migration_lock().await.unwrap();
     let starts: Vec<_> = (0..INSTANCES)
@@ -171,7 +155,9 @@ async fn instances_starting_together_migrate_once() {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap()
@@ -189,7 +175,9 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn profile_fields_keep_every_character() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
@@ -220,7 +208,9 @@ async fn profile_fields_keep_every_character() {
 
 #[tokio::test]
 async fn the_description_never_shows_the_password() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = PostgresStore::connect_with(&db.url(), small_pool())
         .await
         .unwrap();
@@ -236,12 +226,52 @@ async fn the_description_never_shows_the_password() {
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
 
+/// `timacct_store::open` on a PostgreSQL target connects with the given pool options,
+/// describes the database without its password, and closes the pool.
+#[tokio::test]
+async fn open_connects_to_postgres_and_closes() {
+    let Some(db) = database().await else {
+        return;
+    };
+    let options = OpenOptions {
+        postgres: small_pool(),
+    };
+    let opened = timacct_store::open(Target::Postgres(db.url()), &options)
+        .await
+        .unwrap();
+    let d = opened.description().to_owned();
+    assert!(
+        d.starts_with("postgres://") && d.ends_with(db.name()),
+        "{d}"
+    );
+    let store = opened.store();
+    store
+        .import(1, vec![ImportItem::id_only(id("o"))], policy(1))
+        .await
+        .unwrap();
+    assert_eq!(store.account_count(1).await.unwrap(), 1);
+    opened.close();
+    assert!(matches!(
+        store.account_count(1).await,
+        Err(StoreError::Closed)
+    ));
+    let err = timacct_store::open(
+        "postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1",
+        &options,
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
 /// Two stores on one database behave as one: what one acknowledges the other sees at once,
 /// and concurrent imports and deletes of the same UserIDs through both end consistent, with
 /// per-item outcomes that add up to the final state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_conflicting_writes_stay_consistent() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let a = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
@@ -351,7 +381,9 @@ async fn two_stores_conflicting_writes_stay_consistent() {
 /// `max_accounts` and tombstones are decided against the shared state, not per store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limits_and_tombstones_hold_across_stores() {
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let a = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
@@ -434,7 +466,9 @@ async fn eventually(attempts: usize, mut done: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_and_a_restart_are_survived() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-    let db = database().await;
+    let Some(db) = database().await else {
+        return;
+    };
     let store = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await

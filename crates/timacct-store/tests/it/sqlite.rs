@@ -1,14 +1,13 @@
 //! The SQLite backend against the conformance suite, plus what only a file-backed store can
 //! show: data survives reopening.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use timacct_store::{AccountStore, ImportItem, ImportPolicy, SqliteStore, UserId, UserIdRef};
+use timacct_store::{
+    AccountStore, ImportItem, ImportPolicy, OpenOptions, SqliteStore, StoreError, UserId,
+};
 
-fn refs<'a>(list: &[&'a str]) -> Vec<UserIdRef<'a>> {
-    list.iter().map(|s| UserIdRef::parse(s).unwrap()).collect()
-}
+use crate::common::{policy, refs};
 
 async fn fresh() -> Arc<dyn AccountStore> {
     let dir = tempfile::tempdir().unwrap();
@@ -117,4 +116,31 @@ async fn in_memory_index_follows_commits_and_reloads() {
     let seen = store.check(7, &refs(&["a", "b", "c", "d"])).await.unwrap();
     assert_eq!(seen, vec![true, false, true, false]);
     assert_eq!(store.check(8, &refs(&["a"])).await.unwrap(), vec![false]);
+}
+
+/// `timacct_store::open` on a `sqlite:` target opens that file (creating its directory),
+/// describes it by its path, and closes it: writes then fail, and the next open finds what
+/// was written.
+#[tokio::test]
+async fn open_opens_a_sqlite_file_by_path_or_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("timacct.db");
+    let spec = format!("sqlite:{}", path.display());
+    let opened = timacct_store::open(spec.as_str(), &OpenOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(opened.description(), path.display().to_string());
+    let store = opened.store();
+    let item = || vec![ImportItem::id_only(UserId::parse("o").unwrap())];
+    store.import(1, item(), policy(1)).await.unwrap();
+    opened.close();
+    assert!(matches!(
+        store.import(1, item(), policy(2)).await,
+        Err(StoreError::Closed)
+    ));
+    let reopened = timacct_store::open(path.as_path(), &OpenOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.store().account_count(1).await.unwrap(), 1);
+    reopened.close();
 }

@@ -1,0 +1,62 @@
+//! [`AccountStore`] for [`PostgresStore`]: every call checks a connection out, runs its SQL
+//! ([`super::reads`], [`super::writes`]) under the call timeout, and gives the connection back
+//! only on success.
+
+use async_trait::async_trait;
+
+use super::reads::{account_in, check_in, count_in};
+use super::writes::{delete_in, import_in};
+use super::PostgresStore;
+use crate::{
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
+    UserId, UserIdRef,
+};
+
+/// Each call: check a connection out, run, and give the connection back only on success.
+macro_rules! call {
+    ($store:expr, |$client:ident| $body:expr) => {
+        $store
+            .bounded(async {
+                let mut conn = $store.checkout().await?;
+                let $client = conn.client()?;
+                let out = $body.await?;
+                conn.keep();
+                Ok(out)
+            })
+            .await
+    };
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn import(
+        &self,
+        app: u32,
+        items: Vec<ImportItem>,
+        policy: ImportPolicy,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        call!(self, |client| import_in(client, app, &items, policy))
+    }
+
+    /// Always the database, never memory: another instance may have written a moment ago.
+    async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
+        call!(self, |client| check_in(client, app, ids))
+    }
+
+    async fn delete(
+        &self,
+        app: u32,
+        ids: Vec<UserId>,
+        now: i64,
+    ) -> Result<Vec<DeleteOutcome>, StoreError> {
+        call!(self, |client| delete_in(client, app, &ids, now))
+    }
+
+    async fn account(&self, app: u32, id: UserId) -> Result<Option<Account>, StoreError> {
+        call!(self, |client| account_in(client, app, id))
+    }
+
+    async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
+        call!(self, |client| count_in(client, app))
+    }
+}
