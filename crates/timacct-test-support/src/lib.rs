@@ -28,6 +28,6 @@ pub mod usersig;
 pub use apps::*;
 pub use envelope::{check_envelope, compact, parse_answer, parse_head, Reply};
 pub use proxy::{Fault, FaultProxy, Seen};
-pub use server::{spawn_app, spawn_with, Caller, Spawn, TestServer, TestStore};
+pub use server::{spawn_app, spawn_limited, spawn_with, Caller, Spawn, TestServer, TestStore};
 pub use services::{in_ci, redis, services, Services, TestRedis};
 pub use usersig::*;

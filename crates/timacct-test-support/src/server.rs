@@ -69,6 +69,12 @@ pub async fn spawn_with(apps: Vec<AppConfig>) -> TestServer {
     TestServer::builder().apps(apps).start().await
 }
 
+/// The default app over a new SQLite file, with these server-wide limits (connection and
+/// request caps, timeouts, UserSig age, busy polling).
+pub async fn spawn_limited(limits: ServerLimits) -> TestServer {
+    TestServer::builder().limits(limits).start().await
+}
+
 /// How a [`TestServer`] is set up; from [`TestServer::builder`].
 pub struct Spawn<S = SqliteStore> {
     apps: Vec<AppConfig>,
@@ -83,6 +89,40 @@ struct Setup {
     tls: Option<(Arc<TlsServerConfig>, reqwest::Certificate)>,
     redis: Option<RedisRateLimiter>,
     timeout: Duration,
+}
+
+impl Setup {
+    /// How a client reaches the server now listening on `addr`.
+    fn reach(&self, addr: SocketAddr) -> Reach {
+        Reach {
+            addr,
+            timeout: self.timeout,
+            root: self.tls.as_ref().map(|(_, root)| root.clone()),
+        }
+    }
+}
+
+/// What an HTTP client needs to reach one running server.
+#[derive(Clone)]
+struct Reach {
+    addr: SocketAddr,
+    timeout: Duration,
+    /// The certificate to trust, with TLS.
+    root: Option<reqwest::Certificate>,
+}
+
+impl Reach {
+    /// A new client (a new connection pool): `localhost` resolves to the server, and with
+    /// TLS the test's certificate is trusted.
+    fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .resolve("localhost", self.addr);
+        if let Some(root) = &self.root {
+            builder = builder.use_rustls_tls().add_root_certificate(root.clone());
+        }
+        builder.build().expect("reqwest client")
+    }
 }
 
 impl<S: TestStore> Spawn<S> {
@@ -144,7 +184,7 @@ impl<S: TestStore> Spawn<S> {
         let apps: Arc<[AppConfig]> = self.apps.into();
         let running = serve(&apps, &self.setup, store.clone()).await;
         TestServer {
-            caller: Caller::new(running.base.clone(), apps, &self.setup, running.addr),
+            caller: Caller::new(running.base.clone(), apps, self.setup.reach(running.addr)),
             addr: running.addr,
             store,
             setup: self.setup,
@@ -239,12 +279,7 @@ impl<S: TestStore> TestServer<S> {
     /// A caller of its own (with a fresh HTTP client, so a fresh connection pool), for a task
     /// that calls the server concurrently with others.
     pub fn caller(&self) -> Caller {
-        Caller::new(
-            self.caller.base.clone(),
-            self.caller.apps.clone(),
-            &self.setup,
-            self.addr,
-        )
+        self.caller.fresh()
     }
 
     /// Whether the server is still serving (it has not stopped by itself).
@@ -297,8 +332,7 @@ impl<S: TestStore> TestServer<S> {
         self.caller = Caller::new(
             running.base.clone(),
             self.caller.apps.clone(),
-            &self.setup,
-            running.addr,
+            self.setup.reach(running.addr),
         );
         self.addr = running.addr;
         self.shutdown = Some(running.shutdown);
@@ -309,7 +343,7 @@ impl<S: TestStore> TestServer<S> {
     /// if the server does not stop in time or stops with an error.
     pub async fn stop(&mut self) {
         // Drop pooled keep-alive connections so nothing holds the server open.
-        self.caller.client = http_client(&self.setup, self.addr);
+        self.caller = self.caller.fresh();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -337,20 +371,8 @@ impl<S> Drop for TestServer<S> {
     }
 }
 
-/// A client for the server at `addr`: `localhost` resolves to it, and with TLS the test's
-/// certificate is trusted.
-fn http_client(setup: &Setup, addr: SocketAddr) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .timeout(setup.timeout)
-        .resolve("localhost", addr);
-    if let Some((_, root)) = &setup.tls {
-        builder = builder.use_rustls_tls().add_root_certificate(root.clone());
-    }
-    builder.build().expect("reqwest client")
-}
-
 /// Signed calls to a running server's apps. Cheap to clone (clones share the HTTP client);
-/// [`TestServer::caller`] makes one with a client of its own.
+/// [`Caller::fresh`] makes one with a client of its own.
 #[derive(Clone)]
 pub struct Caller {
     /// `http://127.0.0.1:PORT` (or `https://localhost:PORT` with TLS).
@@ -358,12 +380,23 @@ pub struct Caller {
     /// The HTTP client every call goes through.
     pub client: reqwest::Client,
     apps: Arc<[AppConfig]>,
+    reach: Reach,
 }
 
 impl Caller {
-    fn new(base: String, apps: Arc<[AppConfig]>, setup: &Setup, addr: SocketAddr) -> Caller {
-        let client = http_client(setup, addr);
-        Caller { base, client, apps }
+    fn new(base: String, apps: Arc<[AppConfig]>, reach: Reach) -> Caller {
+        Caller {
+            base,
+            client: reach.client(),
+            apps,
+            reach,
+        }
+    }
+
+    /// The same caller with an HTTP client of its own: new connections, as a separate
+    /// client process would open.
+    pub fn fresh(&self) -> Caller {
+        Caller::new(self.base.clone(), self.apps.clone(), self.reach.clone())
     }
 
     /// The config of a hosted app.
@@ -451,6 +484,18 @@ impl Caller {
         let url = self.url(path, query);
         self.raw(Method::POST, &url, Some(body.to_string().into_bytes()))
             .await
+    }
+
+    /// The text of `/metrics` (Prometheus exposition format).
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(response.status(), StatusCode::OK, "GET /metrics");
+        response.text().await.expect("the /metrics text")
     }
 
     /// Import accounts one by one with `account_import`, each expected to succeed.
