@@ -68,7 +68,8 @@ enum Behind {
 
 /// A running proxy; it stops when dropped.
 pub struct FaultProxy {
-    base: String,
+    /// `http://127.0.0.1:PORT`: the endpoint to give the client.
+    pub base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<VecDeque<Fault>>>,
     _stop: oneshot::Sender<()>,
@@ -136,11 +137,6 @@ impl FaultProxy {
             script,
             _stop: stop,
         }
-    }
-
-    /// `http://127.0.0.1:PORT`: the endpoint to give the client.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// Every request so far, in the order they arrived.
@@ -251,7 +247,7 @@ mod tests {
     async fn post(proxy: &FaultProxy, path: &str, body: &str) -> Option<(u16, String)> {
         let url = format!(
             "{}{path}?{}",
-            proxy.base(),
+            proxy.base,
             query(APP, ADMIN, &sig(APP, KEY, ADMIN))
         );
         let answer = reqwest::Client::new()
@@ -313,6 +309,35 @@ mod tests {
             assert_eq!(request.param("random").as_deref(), Some("99999999"));
             assert_eq!(request.param("nothing"), None);
         }
+    }
+
+    /// As the CLI's tests use it: from a plain `#[test]` with no runtime of its own, in front
+    /// of a server that runs elsewhere (here, on a runtime the test keeps for it).
+    #[test]
+    fn a_plain_test_without_a_runtime_can_use_it() {
+        use std::io::{Read as _, Write as _};
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(TestServer::builder().start());
+        let proxy = FaultProxy::start(&server.base, &[Fault::Code(70500)]);
+        let exchange = || {
+            let target = format!("{IMPORT}?{}", query(APP, ADMIN, &sig(APP, KEY, ADMIN)));
+            let body = r#"{"UserID":"plain"}"#;
+            let mut stream =
+                std::net::TcpStream::connect(proxy.base.trim_start_matches("http://")).unwrap();
+            write!(
+                stream,
+                "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        };
+        assert!(exchange().contains(r#""ErrorCode":70500"#));
+        assert!(exchange().contains(r#""ErrorCode":0"#));
+        assert!(runtime.block_on(server.account(APP, "plain")).is_some());
+        assert_eq!(proxy.seen().len(), 2);
     }
 
     #[tokio::test]
