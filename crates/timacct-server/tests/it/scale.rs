@@ -205,12 +205,8 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
     let mut deleted: HashMap<String, i64> = HashMap::new();
     for t in tasks {
         let (c, d) = t.await.unwrap();
-        for (k, v) in c {
-            *created.entry(k).or_default() += v;
-        }
-        for (k, v) in d {
-            *deleted.entry(k).or_default() += v;
-        }
+        add_counts(&mut created, c);
+        add_counts(&mut deleted, d);
     }
     let exists = check(&instances[1], OPEN, &names).await;
     let mut live = 0i64;
@@ -238,6 +234,13 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
     let [a, b] = instances;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Add one task's per-UserID counts to the totals.
+fn add_counts(totals: &mut HashMap<String, i64>, counts: HashMap<String, i64>) {
+    for (id, n) in counts {
+        *totals.entry(id).or_default() += n;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
