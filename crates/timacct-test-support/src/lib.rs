@@ -29,5 +29,5 @@ pub use apps::*;
 pub use envelope::{check_envelope, compact, parse_answer, parse_head, Reply};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use server::{spawn_app, spawn_limited, spawn_with, Caller, Spawn, TestServer, TestStore};
-pub use services::{in_ci, redis, services, Services, TestRedis};
+pub use services::{database, in_ci, redis, services, Services, TestRedis};
 pub use usersig::*;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_proto::Api;
-use timacct_server::{AppConfig, RedisRateLimiter};
+use timacct_server::AppConfig;
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
     AccountStore, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions, PostgresStore, UserId,
@@ -59,7 +59,7 @@ type Instance = TestServer<PostgresStore>;
 
 /// An instance on the database at `db_url`, with its own connection to Redis when given, as
 /// a separate process would have.
-async fn instance(db_url: &str, redis: Option<(&str, &str)>) -> Instance {
+async fn instance(db_url: &str, redis: Option<&TestRedis>) -> Instance {
     let options = PostgresOptions {
         max_connections: 8,
         ..PostgresOptions::default()
@@ -69,8 +69,8 @@ async fn instance(db_url: &str, redis: Option<(&str, &str)>) -> Instance {
         .apps(apps())
         .store(store)
         .timeout(HANG);
-    if let Some((url, prefix)) = redis {
-        spawn = spawn.redis(RedisRateLimiter::connect(url, prefix).await.unwrap());
+    if let Some(redis) = redis {
+        spawn = spawn.redis(redis.limiter().await);
     }
     spawn.start().await
 }
@@ -78,7 +78,7 @@ async fn instance(db_url: &str, redis: Option<(&str, &str)>) -> Instance {
 /// Two instances on the services' database and Redis.
 async fn pair(s: &Services) -> (Instance, Instance) {
     let url = s.db.url();
-    let redis = Some((s.redis.url.as_str(), s.redis.prefix.as_str()));
+    let redis = Some(&s.redis);
     (instance(&url, redis).await, instance(&url, redis).await)
 }
 
@@ -872,8 +872,12 @@ where
 async fn redis_outage_fails_closed_with_70500_and_heals() {
     let Some(s) = services().await else { return };
     let proxy = Proxy::start(s.redis.addr()).await;
-    let via = format!("redis://{}", proxy.addr);
-    let a = instance(&s.db.url(), Some((&via, &s.redis.prefix))).await;
+    // The test's Redis, reached through the proxy.
+    let via = TestRedis {
+        url: format!("redis://{}", proxy.addr),
+        ..s.redis.clone()
+    };
+    let a = instance(&s.db.url(), Some(&via)).await;
     let api = &a.caller();
     let probe = move || async move {
         let started = Instant::now();
@@ -936,7 +940,7 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     let upstream: SocketAddr = format!("{server}:{port}").parse().unwrap();
     let proxy = Proxy::start(upstream).await;
     let url = s.db.url_via(proxy.addr);
-    let redis = Some((s.redis.url.as_str(), s.redis.prefix.as_str()));
+    let redis = Some(&s.redis);
     let a = instance(&url, redis).await;
     let b = instance(&url, redis).await;
 
