@@ -10,18 +10,14 @@
 //! would change them if it were accepted, uses a mutating API (a delete of `KNOWN`, an
 //! import of `ABSENT`) as the vehicle. Requests an HTTP client refuses to build go over a raw
 //! TCP socket.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[allow(dead_code)]
-mod common;
 
 use std::time::Duration;
 
-use common::*;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use timacct_server::DEFAULT_BODY_LIMIT;
+use timacct_test_support::*;
 use timacct_usersig::{Framing, UserSigGenerator, VerifyError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -34,7 +30,7 @@ const NICK: &str = "Known Nick";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A server holding `KNOWN` (each with `NICK`), and not `ABSENT`.
-async fn seeded() -> TestApp {
+async fn seeded() -> TestServer {
     let app = spawn_app().await;
     let list: Vec<Value> = KNOWN
         .iter()
@@ -48,7 +44,7 @@ async fn seeded() -> TestApp {
 }
 
 /// Stored data is exactly as `seeded` left it.
-async fn assert_unchanged(app: &TestApp) {
+async fn assert_unchanged(app: &TestServer) {
     app.assert_imported(APP, &KNOWN).await;
     app.assert_not_imported(APP, &ABSENT).await;
     assert_eq!(app.account_count(APP).await, KNOWN.len() as u64);
@@ -103,10 +99,6 @@ fn lossy(bytes: &[u8]) -> String {
 // Raw TCP
 // ---------------------------------------------------------------------------------------
 
-fn addr(app: &TestApp) -> String {
-    app.base.trim_start_matches("http://").to_owned()
-}
-
 /// An HTTP/1.1 request head for `target` with `extra` header lines, `Connection: close`.
 fn head(method: &str, target: &str, extra: &[String]) -> Vec<u8> {
     let mut out = format!("{method} {target} HTTP/1.1\r\nHost: console.tim.qq.com\r\n");
@@ -137,7 +129,7 @@ async fn read_response(
     let mut body_start = None;
     loop {
         if let Some(start) = body_start {
-            let (status, headers, _) = parse_head(&answer[..start]);
+            let (status, headers) = parse_head(&answer[..start]);
             let wanted = if head_request {
                 Some(0)
             } else {
@@ -171,7 +163,7 @@ async fn read_response(
             let start = body_start.unwrap_or_else(|| {
                 panic!("connection closed without an answer: {:?}", lossy(&answer))
             });
-            let (status, headers, _) = parse_head(&answer[..start]);
+            let (status, headers) = parse_head(&answer[..start]);
             let (text, json) = check_envelope(status, &headers, &answer[start..]);
             return Reply {
                 status,
@@ -190,33 +182,11 @@ async fn read_response(
     }
 }
 
-fn parse_head(head: &[u8]) -> (StatusCode, HeaderMap, String) {
-    let text = String::from_utf8_lossy(head).into_owned();
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("").to_owned();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            headers.append(
-                HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
-                HeaderValue::from_str(value.trim()).expect("header value"),
-            );
-        }
-    }
-    (status, headers, status_line)
-}
-
 /// Send `request` on a fresh connection and read the answer. The request is written by a
 /// separate task, so that a server answering before it has read everything (an oversized
 /// body) is seen answering rather than blocking our write.
-async fn exchange(app: &TestApp, request: Vec<u8>) -> Reply {
-    let stream = TcpStream::connect(addr(app)).await.expect("connect");
+async fn exchange(app: &TestServer, request: Vec<u8>) -> Reply {
+    let stream = TcpStream::connect(app.addr).await.expect("connect");
     let head_request = request.starts_with(b"HEAD ");
     let (mut read, mut write) = stream.into_split();
     let writer = tokio::spawn(async move {
@@ -795,8 +765,8 @@ async fn wrong_methods_are_405_with_60002_and_change_nothing() {
 }
 
 /// Send a HEAD request and return the status and headers of the answer.
-async fn head_only(app: &TestApp, target: &str) -> (StatusCode, HeaderMap) {
-    let mut stream = TcpStream::connect(addr(app)).await.expect("connect");
+async fn head_only(app: &TestServer, target: &str) -> (StatusCode, HeaderMap) {
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     stream
         .write_all(&head("HEAD", target, &[]))
         .await
@@ -816,7 +786,7 @@ async fn head_only(app: &TestApp, target: &str) -> (StatusCode, HeaderMap) {
         "HEAD has no body: {:?}",
         lossy(&answer)
     );
-    let (status, headers, _) = parse_head(&answer[..end]);
+    let (status, headers) = parse_head(&answer[..end]);
     (status, headers)
 }
 
@@ -843,7 +813,7 @@ async fn bytes_that_are_not_http_get_60002_and_change_nothing() {
     }
     // An HTTP/2 client (prior knowledge, cleartext) could not read an HTTP/1 answer: the
     // connection is closed without one, and nothing is run.
-    let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     preface.extend_from_slice(&post(&target, &body));
     stream.write_all(&preface).await.expect("write");
@@ -1077,7 +1047,7 @@ async fn a_slowly_written_request_is_served_exactly_like_a_fast_one() {
     let target = format!("{CHECK}?{}", app.admin_query(APP));
     let request = post(&target, check.as_bytes());
     // Bounded: a few hundred writes with a short pause between them.
-    let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     for piece in request.chunks(4) {
         stream.write_all(piece).await.expect("write");
         stream.flush().await.expect("flush");
@@ -1098,7 +1068,7 @@ async fn stalled_headers_do_not_stop_other_clients() {
     // Many connections each stop half-way through the head, or right after it.
     let mut stalled = Vec::new();
     for i in 0..64 {
-        let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
         let cut = if i % 2 == 0 {
             20
         } else {

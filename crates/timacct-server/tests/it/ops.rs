@@ -1,85 +1,38 @@
 //! Operations and security around the API: `/healthz`, `/readyz`, `/metrics`,
 //! `--max-usersig-age`, and HTTPS (a self-signed certificate made here, trusted by the
 //! client), all against the real server over a real SQLite file.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
-use timacct_server::{ServerBuilder, ServerLimits as Limits};
-use timacct_store::{AccountStore, SqliteStore};
+use timacct_server::ServerLimits as Limits;
+use timacct_store::AccountStore;
+use timacct_test_support::*;
 use timacct_usersig::UserSigGenerator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
-struct Server {
-    addr: SocketAddr,
-    base: String,
-    _store: SqliteStore,
-    _shutdown: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
+/// Bounds every wait on the server, so that a hang fails the test instead of stalling it.
+const PATIENCE: Duration = Duration::from_secs(30);
 
-async fn spawn(limits: Limits, tls: Option<Arc<timacct_server::TlsServerConfig>>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
-    let dyn_store: Arc<dyn AccountStore> = Arc::new(store.clone());
-    let mut builder = ServerBuilder::new(vec![app_config(APP, KEY)], dyn_store).limits(limits);
-    let scheme = match tls {
-        Some(tls) => {
-            builder = builder.tls(tls);
-            "https"
-        }
-        None => "http",
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let shutdown = async move {
-        let _ = rx.await;
-    };
-    tokio::spawn(builder.build().serve(listener, shutdown));
-    Server {
-        addr,
-        base: format!("{scheme}://localhost:{}", addr.port()),
-        _store: store,
-        _shutdown: tx,
-        _dir: dir,
-    }
-}
-
-fn plain_client(addr: SocketAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .resolve("localhost", addr)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn check(client: &reqwest::Client, base: &str, usersig: &str) -> Value {
-    let response = client
-        .post(format!("{base}{CHECK}?{}", query(APP, ADMIN, usersig)))
-        .body(json!({ "CheckItem": [{ "UserID": "alice" }] }).to_string())
-        .send()
+/// `account_check` of `alice` as the admin with this UserSig; the answer, checked to be the
+/// envelope.
+async fn check(caller: &Caller, usersig: &str) -> Value {
+    caller
+        .call_with_query(
+            CHECK,
+            &query(APP, ADMIN, usersig),
+            &json!({ "CheckItem": [{ "UserID": "alice" }] }),
+        )
         .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.unwrap();
-    check_envelope(status, &headers, &body).1
+        .json
 }
 
 #[tokio::test]
 async fn healthz_readyz_and_metrics() {
-    let server = spawn(Limits::default(), None).await;
-    let client = plain_client(server.addr);
+    let server = spawn_limited(Limits::default()).await;
+    let client = &server.client;
 
     let health = client
         .get(format!("{}/healthz", server.base))
@@ -104,11 +57,8 @@ async fn healthz_readyz_and_metrics() {
     );
 
     let usersig = sig(APP, KEY, ADMIN);
-    assert_eq!(check(&client, &server.base, &usersig).await["ErrorCode"], 0);
-    assert_eq!(
-        check(&client, &server.base, "not-a-sig").await["ErrorCode"],
-        70003
-    );
+    assert_eq!(check(&server, &usersig).await["ErrorCode"], 0);
+    assert_eq!(check(&server, "not-a-sig").await["ErrorCode"], 70003);
 
     let metrics = client
         .get(format!("{}/metrics", server.base))
@@ -148,7 +98,12 @@ async fn healthz_readyz_and_metrics() {
 
 /// Storage that cannot be reached: every call fails the way a backend whose database is
 /// down fails (`PostgresStore` answers exactly this when its server is gone).
+#[derive(Clone)]
 struct Unreachable;
+
+impl TestStore for Unreachable {
+    fn close(&self) {}
+}
 
 #[async_trait::async_trait]
 impl AccountStore for Unreachable {
@@ -193,15 +148,8 @@ fn down() -> timacct_store::StoreError {
 
 #[tokio::test]
 async fn readyz_is_503_when_storage_is_unreachable_while_healthz_stays_200() {
-    let server = ServerBuilder::new(vec![app_config(APP, KEY)], Arc::new(Unreachable)).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(listener, async move {
-        let _ = rx.await;
-    }));
-    let client = plain_client(addr);
-    let base = format!("http://localhost:{}", addr.port());
+    let server = TestServer::builder().store(Unreachable).start().await;
+    let (client, base) = (&server.client, &server.base);
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body = ready.json::<Value>().await.unwrap();
@@ -212,17 +160,10 @@ async fn readyz_is_503_when_storage_is_unreachable_while_healthz_stays_200() {
     assert_eq!(health.status(), 200);
     // API calls answer 70500 (retryable), and the failure is counted.
     assert_eq!(
-        check(&client, &base, &sig(APP, KEY, ADMIN)).await["ErrorCode"],
+        check(&server, &sig(APP, KEY, ADMIN)).await["ErrorCode"],
         70500
     );
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         text.contains("timacct_store_errors_total{op=\"check\"} 1\n"),
         "{text}"
@@ -235,18 +176,14 @@ async fn readyz_is_503_when_storage_is_unreachable_while_healthz_stays_200() {
 
 #[tokio::test]
 async fn max_usersig_age_refuses_long_lived_sigs_with_70003() {
-    let server = spawn(
-        Limits {
-            max_usersig_age: Some(3600),
-            ..Limits::default()
-        },
-        None,
-    )
+    let server = spawn_limited(Limits {
+        max_usersig_age: Some(3600),
+        ..Limits::default()
+    })
     .await;
-    let client = plain_client(server.addr);
     let generator = UserSigGenerator::new(u64::from(APP), KEY);
     let long = generator.gen(ADMIN, 86_400, now());
-    let reply = check(&client, &server.base, &long).await;
+    let reply = check(&server, &long).await;
     assert_eq!(reply["ErrorCode"], 70003, "{reply}");
     assert!(
         reply["ErrorInfo"]
@@ -256,18 +193,12 @@ async fn max_usersig_age_refuses_long_lived_sigs_with_70003() {
         "{reply}"
     );
     // Asked twice: a refused sig is never cached as valid.
-    assert_eq!(
-        check(&client, &server.base, &long).await["ErrorCode"],
-        70003
-    );
+    assert_eq!(check(&server, &long).await["ErrorCode"], 70003);
     let short = generator.gen(ADMIN, 3600, now());
-    assert_eq!(check(&client, &server.base, &short).await["ErrorCode"], 0);
+    assert_eq!(check(&server, &short).await["ErrorCode"], 0);
     // A forged long sig is still reported as the forgery it is.
     let forged = UserSigGenerator::new(u64::from(APP), "another key").gen(ADMIN, 86_400, now());
-    assert_eq!(
-        check(&client, &server.base, &forged).await["ErrorCode"],
-        70009
-    );
+    assert_eq!(check(&server, &forged).await["ErrorCode"], 70009);
 }
 
 /// A self-signed certificate for `localhost`, written as PEM files.
@@ -286,28 +217,19 @@ async fn https_with_a_self_signed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert_pem, cert_path, key_path) = self_signed(dir.path());
     let tls = timacct_server::load_tls_config(&cert_path, &key_path).unwrap();
-    let server = spawn(Limits::default(), Some(tls)).await;
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .resolve("localhost", server.addr)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    // The handle's client trusts the certificate and reaches the server as `localhost`.
+    let server = TestServer::builder().tls(tls, &cert_pem).start().await;
+    assert!(
+        server.base.starts_with("https://localhost:"),
+        "{}",
+        server.base
+    );
     let usersig = sig(APP, KEY, ADMIN);
-    let reply = client
-        .post(format!(
-            "{}{IMPORT}?{}",
-            server.base,
-            query(APP, ADMIN, &usersig)
-        ))
-        .body(json!({ "UserID": "alice" }).to_string())
-        .send()
+    server
+        .call(IMPORT, &json!({ "UserID": "alice" }))
         .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    assert_eq!(reply.json::<Value>().await.unwrap()["ErrorCode"], 0);
-    let reply = check(&client, &server.base, &usersig).await;
+        .assert_ok();
+    let reply = check(&server, &usersig).await;
     assert_eq!(
         reply["ResultItem"][0]["AccountStatus"], "Imported",
         "{reply}"
@@ -335,7 +257,7 @@ async fn https_with_a_self_signed_certificate() {
         .await
         .unwrap();
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), tls_stream.read_to_end(&mut answer))
+    let _ = tokio::time::timeout(PATIENCE, tls_stream.read_to_end(&mut answer))
         .await
         .expect("answer in time");
     let text = String::from_utf8_lossy(&answer);
@@ -343,8 +265,11 @@ async fn https_with_a_self_signed_certificate() {
     assert!(text.contains("\"ErrorCode\":60002"), "{text}");
 
     // Plain HTTP to the TLS port gets no answer that a client could take for one.
-    let plain = plain_client(server.addr)
-        .post(format!("http://localhost:{}{CHECK}", server.addr.port()))
+    let plain = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
+        .post(format!("http://{}{CHECK}", server.addr))
         .body("{}")
         .send()
         .await;
@@ -371,19 +296,17 @@ fn tls_config_errors_name_the_file() {
 /// another (the spinner must never hold back a request), and shuts down normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn busy_polling_serves_requests_as_usual() {
-    let server = spawn(
-        Limits {
-            busy_poll: Duration::from_micros(200),
-            ..Limits::default()
-        },
-        None,
-    )
+    let server = spawn_limited(Limits {
+        busy_poll: Duration::from_micros(200),
+        ..Limits::default()
+    })
     .await;
     let usersig = UserSigGenerator::new(u64::from(APP), KEY).gen(ADMIN, 86_400, now());
     for round in 0..3 {
-        let client = plain_client(server.addr);
+        // A client of its own each round: new connections to a server that went quiet.
+        let caller = server.caller();
         for _ in 0..50 {
-            let reply = check(&client, &server.base, &usersig).await;
+            let reply = check(&caller, &usersig).await;
             assert_eq!(
                 reply,
                 json!({

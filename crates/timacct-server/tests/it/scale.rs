@@ -12,9 +12,8 @@
 //! each with its own connection pool and Redis connection, as separate processes would have.
 //! Without PostgreSQL or Redis these tests skip with a message, unless
 //! `TIMACCT_TEST_DATABASE_URL` / `TIMACCT_TEST_REDIS_URL` or `CI` is set: then they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,16 +21,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_proto::Api;
-use timacct_server::{
-    AppConfig, Plan, RateLimitPolicy, RedisRateLimiter, SecretKey, ServerBuilder,
-};
+use timacct_server::AppConfig;
 use timacct_store::postgres::TestDatabase;
 use timacct_store::{
     AccountStore, ImportItem, ImportOutcome, ImportPolicy, PostgresOptions, PostgresStore, UserId,
 };
-use timacct_usersig::UserSigGenerator;
+use timacct_test_support::*;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 const KEY: &str = "scale-test-key";
@@ -47,109 +44,42 @@ const CAPPED: u32 = 1_400_000_104;
 const MAX: u64 = 30;
 
 fn apps() -> Vec<AppConfig> {
-    let base = |sdkappid| {
-        let mut a = AppConfig::new(sdkappid, SecretKey::new(KEY));
-        a.rate_limits = RateLimitPolicy::Off;
-        a
-    };
-    let mut limited = base(LIMITED);
-    limited.rate_limits = RateLimitPolicy::Custom(BTreeMap::from([(Api::AccountCheck, LIMIT)]));
-    let mut pro = base(PRO);
-    pro.plan = Plan::Pro;
-    pro.account_deletion = true;
-    let mut capped = base(CAPPED);
+    let mut capped = app_config(CAPPED, KEY);
     capped.max_accounts = Some(MAX);
-    vec![base(OPEN), limited, pro, capped]
+    vec![
+        app_config(OPEN, KEY),
+        limited_config(LIMITED, KEY, &[(Api::AccountCheck, LIMIT)]),
+        pro_config(PRO, KEY, true),
+        capped,
+    ]
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim();
-        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
-    })
-}
+/// One running `timacct serve`, in process, with a connection pool of its own.
+type Instance = TestServer<PostgresStore>;
 
-/// The services a test needs, or `None` (after saying why) when it may be skipped.
-struct Services {
-    db: TestDatabase,
-    redis_url: String,
-    prefix: String,
-}
-
-async fn services() -> Option<Services> {
-    let db = TestDatabase::create().await.unwrap()?;
-    const VAR: &str = "TIMACCT_TEST_REDIS_URL";
-    let given = std::env::var(VAR).ok().filter(|v| !v.trim().is_empty());
-    let redis_url = given
-        .clone()
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
-    let prefix = format!("timacct_test_{:016x}:", rand::random::<u64>());
-    if let Err(e) = RedisRateLimiter::connect(&redis_url, prefix.clone()).await {
-        if given.is_none() && !in_ci() {
-            eprintln!("skipping: no Redis at {redis_url} ({e}); set {VAR} to run this test");
-            return None;
-        }
-        panic!("Redis tests must run here ({VAR} set or CI set) but Redis cannot be reached: {e}");
+/// An instance on the database at `db_url`, with its own connection to Redis when given, as
+/// a separate process would have.
+async fn instance(db_url: &str, redis: Option<&TestRedis>) -> Instance {
+    let options = PostgresOptions {
+        max_connections: 8,
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with(db_url, options).await.unwrap();
+    let mut spawn = TestServer::builder()
+        .apps(apps())
+        .store(store)
+        .timeout(HANG);
+    if let Some(redis) = redis {
+        spawn = spawn.redis(redis.limiter().await);
     }
-    Some(Services {
-        db,
-        redis_url,
-        prefix,
-    })
-}
-
-/// One running `timacct serve`, in process.
-struct Instance {
-    base: String,
-    store: PostgresStore,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Instance {
-    async fn start(db_url: &str, redis: Option<(&str, &str)>) -> Instance {
-        let options = PostgresOptions {
-            max_connections: 8,
-            ..PostgresOptions::default()
-        };
-        let store = PostgresStore::connect_with(db_url, options).await.unwrap();
-        let mut builder = ServerBuilder::new(apps(), Arc::new(store.clone()));
-        if let Some((url, prefix)) = redis {
-            builder = builder.redis(RedisRateLimiter::connect(url, prefix).await.unwrap());
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(builder.build().serve(listener, async {
-            let _ = stopped.await;
-        }));
-        Instance {
-            base,
-            store,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-        self.store.close();
-    }
+    spawn.start().await
 }
 
 /// Two instances on the services' database and Redis.
 async fn pair(s: &Services) -> (Instance, Instance) {
     let url = s.db.url();
-    let redis = Some((s.redis_url.as_str(), s.prefix.as_str()));
-    (
-        Instance::start(&url, redis).await,
-        Instance::start(&url, redis).await,
-    )
+    let redis = Some(&s.redis);
+    (instance(&url, redis).await, instance(&url, redis).await)
 }
 
 /// The hang detector: a request not answered within this fails the test. Far above every
@@ -157,61 +87,39 @@ async fn pair(s: &Services) -> (Instance, Instance) {
 /// never a slow machine, trips it.
 const HANG: Duration = Duration::from_secs(30);
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(HANG).build().unwrap()
-}
-
-/// Call an API; every answer must be HTTP 200 with the envelope.
-async fn call(http: &reqwest::Client, base: &str, app: u32, command: &str, body: Value) -> Value {
-    let usersig =
-        UserSigGenerator::new(u64::from(app), KEY).gen("administrator", 86_400, unix_now());
-    let service = "im_open_login_svc";
-    let url = format!(
-        "{base}/v4/{service}/{command}?sdkappid={app}&identifier=administrator&usersig={usersig}&random={}&contenttype=json",
-        rand::random::<u32>()
-    );
-    let resp = http.post(url).body(body.to_string()).send().await.unwrap();
-    assert_eq!(resp.status(), 200, "never a bare HTTP error");
-    resp.json().await.unwrap()
+/// Call an API as the app's admin; every answer must be HTTP 200 with the envelope.
+async fn call(api: &Caller, app: u32, path: &str, body: Value) -> Value {
+    let reply = api.call_app(app, path, &body).await;
+    assert_eq!(reply.status, 200, "never a bare HTTP error");
+    reply.json
 }
 
 fn code(v: &Value) -> u64 {
     v["ErrorCode"].as_u64().unwrap()
 }
 
-fn unix_now() -> i64 {
-    timacct_proto::unix_now()
-}
-
-async fn import(http: &reqwest::Client, base: &str, app: u32, id: &str) -> Value {
-    call(http, base, app, "account_import", json!({ "UserID": id })).await
+async fn import(api: &Caller, app: u32, id: &str) -> Value {
+    call(api, app, IMPORT, json!({ "UserID": id })).await
 }
 
 /// A batch call naming `ids` as `{"UserID": ...}` items under `key`; its `ResultItem`s.
-async fn batch(
-    http: &reqwest::Client,
-    base: &str,
-    app: u32,
-    api: &str,
-    key: &str,
-    ids: &[String],
-) -> Vec<Value> {
+async fn batch(api: &Caller, app: u32, path: &str, key: &str, ids: &[String]) -> Vec<Value> {
     let items: Vec<Value> = ids.iter().map(|i| json!({ "UserID": i })).collect();
-    let v = call(http, base, app, api, json!({ key: items })).await;
+    let v = call(api, app, path, json!({ key: items })).await;
     assert_eq!(code(&v), 0, "{v}");
     v["ResultItem"].as_array().unwrap().clone()
 }
 
-async fn check(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<bool> {
-    batch(http, base, app, "account_check", "CheckItem", ids)
+async fn check(api: &Caller, app: u32, ids: &[String]) -> Vec<bool> {
+    batch(api, app, CHECK, "CheckItem", ids)
         .await
         .iter()
         .map(|r| r["AccountStatus"] == "Imported")
         .collect()
 }
 
-async fn delete(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<u64> {
-    batch(http, base, app, "account_delete", "DeleteItem", ids)
+async fn delete(api: &Caller, app: u32, ids: &[String]) -> Vec<u64> {
+    batch(api, app, DELETE, "DeleteItem", ids)
         .await
         .iter()
         .map(|r| r["ResultCode"].as_u64().unwrap())
@@ -222,32 +130,18 @@ async fn delete(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) ->
 async fn writes_acknowledged_by_one_instance_are_seen_by_the_other() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
-    let http = client();
     for i in 0..20 {
         let (w, r) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let id = format!("ryw{i}");
-        assert_eq!(code(&import(&http, &w.base, OPEN, &id).await), 0);
-        assert_eq!(
-            check(&http, &r.base, OPEN, std::slice::from_ref(&id)).await,
-            vec![true]
-        );
-        assert_eq!(
-            delete(&http, &r.base, OPEN, std::slice::from_ref(&id)).await,
-            vec![0]
-        );
-        assert_eq!(check(&http, &w.base, OPEN, &[id]).await, vec![false]);
+        assert_eq!(code(&import(w, OPEN, &id).await), 0);
+        assert_eq!(check(r, OPEN, std::slice::from_ref(&id)).await, vec![true]);
+        assert_eq!(delete(r, OPEN, std::slice::from_ref(&id)).await, vec![0]);
+        assert_eq!(check(w, OPEN, &[id]).await, vec![false]);
     }
     let batch: Vec<String> = (0..100).map(|i| format!("batch{i}")).collect();
-    let v = call(
-        &http,
-        &b.base,
-        OPEN,
-        "multiaccount_import",
-        json!({ "Accounts": batch }),
-    )
-    .await;
+    let v = call(&b, OPEN, MULTI, json!({ "Accounts": batch })).await;
     assert_eq!(v["FailAccounts"], json!([]));
-    assert!(check(&http, &a.base, OPEN, &batch).await.iter().all(|x| *x));
+    assert!(check(&a, OPEN, &batch).await.iter().all(|x| *x));
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -268,7 +162,7 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
         let names = names.clone();
         tasks.push(tokio::spawn(async move {
             let me = &instances[t % 2];
-            let http = client();
+            let api = me.caller();
             let mut created: HashMap<String, i64> = HashMap::new();
             let mut deleted: HashMap<String, i64> = HashMap::new();
             for round in 0..10usize {
@@ -285,7 +179,7 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
                     let policy = ImportPolicy {
                         max_accounts: None,
                         reimport_block_secs: None,
-                        now: unix_now(),
+                        now: now(),
                     };
                     let out = me.store.import(OPEN, items, policy).await.unwrap();
                     for (n, o) in batch.iter().zip(out) {
@@ -294,7 +188,7 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
                         }
                     }
                 } else {
-                    let codes = delete(&http, &me.base, OPEN, &batch).await;
+                    let codes = delete(&api, OPEN, &batch).await;
                     for (n, c) in batch.iter().zip(codes) {
                         match c {
                             0 => *deleted.entry(n.clone()).or_default() += 1,
@@ -311,15 +205,10 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
     let mut deleted: HashMap<String, i64> = HashMap::new();
     for t in tasks {
         let (c, d) = t.await.unwrap();
-        for (k, v) in c {
-            *created.entry(k).or_default() += v;
-        }
-        for (k, v) in d {
-            *deleted.entry(k).or_default() += v;
-        }
+        add_counts(&mut created, c);
+        add_counts(&mut deleted, d);
     }
-    let http = client();
-    let exists = check(&http, &instances[1].base, OPEN, &names).await;
+    let exists = check(&instances[1], OPEN, &names).await;
     let mut live = 0i64;
     for (n, e) in names.iter().zip(&exists) {
         let c = created.get(n).copied().unwrap_or(0);
@@ -340,33 +229,30 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
         total_deleted > 20,
         "too little contention to prove anything"
     );
-    let db = s.db.client().await.unwrap();
-    let row = db
-        .query_one(
-            "SELECT (SELECT count(*) FROM accounts WHERE sdkappid = $1),
-                    (SELECT accounts FROM app_stats WHERE sdkappid = $1)",
-            &[&i64::from(OPEN)],
-        )
-        .await
-        .unwrap();
-    let (rows, counted): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!((rows, counted), (live, live));
+    assert_eq!(rows_and_count(&s.db, OPEN).await, (live, live));
     let instances = Arc::try_unwrap(instances).ok().unwrap();
     let [a, b] = instances;
     a.shutdown().await;
     b.shutdown().await;
 }
 
+/// Add one task's per-UserID counts to the totals.
+fn add_counts(totals: &mut HashMap<String, i64>, counts: HashMap<String, i64>) {
+    for (id, n) in counts {
+        *totals.entry(id).or_default() += n;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_accounts_and_tombstones_hold_across_instances() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
-    let bases = Arc::new([a.base.clone(), b.base.clone()]);
+    let callers = Arc::new([a.caller(), b.caller()]);
     let mut tasks = Vec::new();
     for i in 0..100usize {
-        let bases = bases.clone();
+        let callers = callers.clone();
         tasks.push(tokio::spawn(async move {
-            code(&import(&client(), &bases[i % 2], CAPPED, &format!("cap{i}")).await)
+            code(&import(&callers[i % 2].fresh(), CAPPED, &format!("cap{i}")).await)
         }));
     }
     let mut codes = HashMap::new();
@@ -376,41 +262,59 @@ async fn max_accounts_and_tombstones_hold_across_instances() {
     assert_eq!(codes, HashMap::from([(0, 30), (70398, 70)]));
     assert_eq!(a.store.account_count(CAPPED).await.unwrap(), MAX);
 
-    let http = client();
-    assert_eq!(code(&import(&http, &a.base, PRO, "gone").await), 0);
-    assert_eq!(delete(&http, &b.base, PRO, &["gone".into()]).await, vec![0]);
-    for base in [&a.base, &b.base] {
-        assert_eq!(code(&import(&http, base, PRO, "gone").await), 70399);
+    assert_eq!(code(&import(&a, PRO, "gone").await), 0);
+    assert_eq!(delete(&b, PRO, &["gone".into()]).await, vec![0]);
+    for inst in [&a, &b] {
+        assert_eq!(code(&import(inst, PRO, "gone").await), 70399);
     }
-    let v = call(
-        &http,
-        &b.base,
-        PRO,
-        "multiaccount_import",
-        json!({ "Accounts": ["gone", "fresh"] }),
-    )
-    .await;
+    let v = call(&b, PRO, MULTI, json!({ "Accounts": ["gone", "fresh"] })).await;
     assert_eq!(v["FailAccounts"], json!(["gone"]));
     a.shutdown().await;
     b.shutdown().await;
 }
 
-async fn multi_import(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Value {
-    call(
-        http,
-        base,
-        app,
-        "multiaccount_import",
-        json!({ "Accounts": ids }),
-    )
-    .await
+/// `app`'s accounts as the database holds them: the rows, and the count `app_stats` keeps.
+async fn rows_and_count(db: &TestDatabase, app: u32) -> (i64, i64) {
+    let row = db
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts WHERE sdkappid = $1),
+                    (SELECT accounts FROM app_stats WHERE sdkappid = $1)",
+            &[&i64::from(app)],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
-/// Whether each of `ids` exists, asked through `base` 100 at a time.
-async fn exists(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) -> Vec<bool> {
+/// Once the database is back, each instance must import again within `attempts` polls, by
+/// itself; meanwhile every answer is 0 or 70500.
+async fn both_serve_again(instances: [&Instance; 2], attempts: usize) {
+    for inst in instances {
+        let back = heals(attempts, || async {
+            let v = import(inst, OPEN, "probe").await;
+            assert!(code(&v) == 0 || code(&v) == 70500, "{v}");
+            code(&v) == 0
+        })
+        .await;
+        assert!(
+            back,
+            "the database is back but an instance still answers 70500"
+        );
+    }
+}
+
+async fn multi_import(api: &Caller, app: u32, ids: &[String]) -> Value {
+    call(api, app, MULTI, json!({ "Accounts": ids })).await
+}
+
+/// Whether each of `ids` exists, asked through `api` 100 at a time.
+async fn exists(api: &Caller, app: u32, ids: &[String]) -> Vec<bool> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(100) {
-        out.extend(check(http, base, app, chunk).await);
+        out.extend(check(api, app, chunk).await);
     }
     out
 }
@@ -431,7 +335,7 @@ async fn exists(http: &reqwest::Client, base: &str, app: u32, ids: &[String]) ->
 async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
-    let bases = Arc::new([a.base.clone(), b.base.clone()]);
+    let callers = Arc::new([a.caller(), b.caller()]);
     let raced: Arc<Vec<String>> = Arc::new((0..300).map(|i| format!("race{i}")).collect());
     let twice: Arc<Vec<String>> = Arc::new((0..60).map(|i| format!("twice{i}")).collect());
 
@@ -441,12 +345,12 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
     // occur.
     let mut importers = Vec::new();
     for task in 0..4usize {
-        let (bases, raced) = (bases.clone(), raced.clone());
+        let (callers, raced) = (callers.clone(), raced.clone());
         importers.push(tokio::spawn(async move {
-            let http = client();
+            let callers = [callers[0].fresh(), callers[1].fresh()];
             let chunks = raced.rchunks(10).enumerate();
             for (k, chunk) in chunks.filter(|(k, _)| k % 4 == task) {
-                let v = multi_import(&http, &bases[k % 2], OPEN, chunk).await;
+                let v = multi_import(&callers[k % 2], OPEN, chunk).await;
                 assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
             }
         }));
@@ -456,9 +360,9 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
     // by two tasks.
     let mut deleters = Vec::new();
     for task in 0..4usize {
-        let (bases, raced) = (bases.clone(), raced.clone());
+        let (callers, raced) = (callers.clone(), raced.clone());
         deleters.push(tokio::spawn(async move {
-            let http = client();
+            let callers = [callers[0].fresh(), callers[1].fresh()];
             let instance = task / 2;
             let size = if instance == 0 { 7 } else { 9 };
             let mut answers = Vec::new();
@@ -466,7 +370,7 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
                 if k % 2 != task % 2 {
                     continue;
                 }
-                let codes = delete(&http, &bases[instance], OPEN, chunk).await;
+                let codes = delete(&callers[instance], OPEN, chunk).await;
                 answers.extend(chunk.iter().cloned().zip(codes));
             }
             answers
@@ -474,31 +378,24 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
     }
     // `twice`: a batch through instance 0 and single imports through instance 1, at once.
     let both = {
-        let (bases, twice) = (bases.clone(), twice.clone());
+        let (callers, twice) = (callers.clone(), twice.clone());
         tokio::spawn(async move {
-            let http = client();
+            let callers = [callers[0].fresh(), callers[1].fresh()];
             let list: Vec<Value> = twice
                 .iter()
                 .map(|id| json!({ "UserID": id, "Nick": "via-a" }))
                 .collect();
-            let v = call(
-                &http,
-                &bases[0],
-                OPEN,
-                "multiaccount_import",
-                json!({ "AccountList": list }),
-            )
-            .await;
+            let v = call(&callers[0], OPEN, MULTI, json!({ "AccountList": list })).await;
             assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
         })
     };
     let singles = {
-        let (bases, twice) = (bases.clone(), twice.clone());
+        let (callers, twice) = (callers.clone(), twice.clone());
         tokio::spawn(async move {
-            let http = client();
+            let callers = [callers[0].fresh(), callers[1].fresh()];
             for id in twice.iter().rev() {
                 let body = json!({ "UserID": id, "Nick": "via-b" });
-                let v = call(&http, &bases[1], OPEN, "account_import", body).await;
+                let v = call(&callers[1], OPEN, IMPORT, body).await;
                 assert_eq!(code(&v), 0, "{v}");
             }
         })
@@ -520,9 +417,8 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
     both.await.unwrap();
     singles.await.unwrap();
 
-    let http = client();
-    let seen_a = exists(&http, &a.base, OPEN, &raced).await;
-    let seen_b = exists(&http, &b.base, OPEN, &raced).await;
+    let seen_a = exists(&a, OPEN, &raced).await;
+    let seen_b = exists(&b, OPEN, &raced).await;
     assert_eq!(seen_a, seen_b, "the instances disagree");
     let mut present = 0i64;
     for (id, there) in raced.iter().zip(&seen_a) {
@@ -541,34 +437,22 @@ async fn racing_imports_and_deletes_over_http_agree_with_the_final_state() {
         raced.len(),
         raced.len() as i64 - present
     );
-    assert!(exists(&http, &b.base, OPEN, &twice)
-        .await
-        .iter()
-        .all(|x| *x));
+    assert!(exists(&b, OPEN, &twice).await.iter().all(|x| *x));
 
     // The stored rows, their count and the profiles agree with what the answers said.
-    let db = s.db.client().await.unwrap();
-    let row = db
-        .query_one(
-            "SELECT (SELECT count(*) FROM accounts WHERE sdkappid = $1),
-                    (SELECT accounts FROM app_stats WHERE sdkappid = $1)",
-            &[&i64::from(OPEN)],
-        )
-        .await
-        .unwrap();
     let expected = present + twice.len() as i64;
-    assert_eq!(
-        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
-        (expected, expected)
-    );
-    let nicks = db
-        .query(
-            "SELECT convert_from(nick, 'UTF8') FROM accounts
+    assert_eq!(rows_and_count(&s.db, OPEN).await, (expected, expected));
+    let nicks =
+        s.db.client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT convert_from(nick, 'UTF8') FROM accounts
              WHERE sdkappid = $1 AND user_id LIKE 'twice%'",
-            &[&i64::from(OPEN)],
-        )
-        .await
-        .unwrap();
+                &[&i64::from(OPEN)],
+            )
+            .await
+            .unwrap();
     assert_eq!(nicks.len(), twice.len());
     for r in nicks {
         let nick: String = r.get(0);
@@ -587,29 +471,23 @@ async fn tombstones_hold_when_reimports_race_deletes_across_instances() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
     let ids: Vec<String> = (0..60).map(|i| format!("pro{i}")).collect();
-    let http = client();
-    let v = multi_import(&http, &a.base, PRO, &ids).await;
+    let v = multi_import(&a, PRO, &ids).await;
     assert_eq!((code(&v), &v["FailAccounts"]), (0, &json!([])), "{v}");
 
     let deleting = {
-        let (base, ids) = (a.base.clone(), ids.clone());
+        let (api, ids) = (a.caller(), ids.clone());
         tokio::spawn(async move {
-            let http = client();
             for chunk in ids.chunks(10) {
-                assert!(delete(&http, &base, PRO, chunk)
-                    .await
-                    .iter()
-                    .all(|c| *c == 0));
+                assert!(delete(&api, PRO, chunk).await.iter().all(|c| *c == 0));
             }
         })
     };
     let batches = {
-        let (base, ids) = (b.base.clone(), ids.clone());
+        let (api, ids) = (b.caller(), ids.clone());
         tokio::spawn(async move {
-            let http = client();
             let mut refused = 0;
             for chunk in ids.chunks(10) {
-                let v = multi_import(&http, &base, PRO, chunk).await;
+                let v = multi_import(&api, PRO, chunk).await;
                 assert_eq!(code(&v), 0, "{v}");
                 refused += v["FailAccounts"].as_array().unwrap().len();
             }
@@ -617,12 +495,11 @@ async fn tombstones_hold_when_reimports_race_deletes_across_instances() {
         })
     };
     let singles = {
-        let (base, ids) = (b.base.clone(), ids.clone());
+        let (api, ids) = (b.caller(), ids.clone());
         tokio::spawn(async move {
-            let http = client();
             let mut refused = 0;
             for id in ids.iter().rev() {
-                match code(&import(&http, &base, PRO, id).await) {
+                match code(&import(&api, PRO, id).await) {
                     0 => {}
                     70399 => refused += 1,
                     other => panic!("{id}: unexpected {other}"),
@@ -638,11 +515,11 @@ async fn tombstones_hold_when_reimports_race_deletes_across_instances() {
         2 * ids.len()
     );
 
-    for base in [&a.base, &b.base] {
-        assert!(exists(&http, base, PRO, &ids).await.iter().all(|x| !*x));
-        let v = multi_import(&http, base, PRO, &ids).await;
+    for inst in [&a, &b] {
+        assert!(exists(inst, PRO, &ids).await.iter().all(|x| !*x));
+        let v = multi_import(inst, PRO, &ids).await;
         assert_eq!(v["FailAccounts"], json!(ids), "{v}");
-        assert_eq!(code(&import(&http, base, PRO, &ids[0]).await), 70399);
+        assert_eq!(code(&import(inst, PRO, &ids[0]).await), 70399);
     }
     a.shutdown().await;
     b.shutdown().await;
@@ -665,10 +542,9 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
     let mut workers = Vec::new();
     for w in 0..8usize {
         let instance = w % 2;
-        let base = [&a.base, &b.base][instance].clone();
+        let api = [&a, &b][instance].caller();
         let (stop, acks, failures) = (stop.clone(), acks.clone(), failures.clone());
         workers.push(tokio::spawn(async move {
-            let http = client();
             // What this worker was told is stored, and what it was told is deleted.
             let mut stored: Vec<String> = Vec::new();
             let mut deleted: Vec<String> = Vec::new();
@@ -680,10 +556,9 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
                     0 if !stored.is_empty() => {
                         let id = stored.swap_remove(n % stored.len());
                         let v = call(
-                            &http,
-                            &base,
+                            &api,
                             OPEN,
-                            "account_delete",
+                            DELETE,
                             json!({ "DeleteItem": [{ "UserID": id }] }),
                         )
                         .await;
@@ -696,7 +571,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
                     }
                     1 => {
                         let ids: Vec<String> = (0..3).map(|k| format!("r{w}-{n}-{k}")).collect();
-                        let v = multi_import(&http, &base, OPEN, &ids).await;
+                        let v = multi_import(&api, OPEN, &ids).await;
                         if code(&v) == 0 {
                             assert_eq!(v["FailAccounts"], json!([]), "{v}");
                         }
@@ -704,7 +579,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
                     }
                     _ => {
                         let id = format!("r{w}-{n}");
-                        (import(&http, &base, OPEN, &id).await, vec![id])
+                        (import(&api, OPEN, &id).await, vec![id])
                     }
                 };
                 match code(&v) {
@@ -738,19 +613,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
     killed += s.db.terminate_connections().await.unwrap();
     s.db.bring_up().await.unwrap();
 
-    let http = client();
-    for inst in [&a, &b] {
-        let back = heals(300, || async {
-            let v = import(&http, &inst.base, OPEN, "probe").await;
-            assert!(code(&v) == 0 || code(&v) == 70500, "{v}");
-            code(&v) == 0
-        })
-        .await;
-        assert!(
-            back,
-            "the database is back but an instance still answers 70500"
-        );
-    }
+    both_serve_again([&a, &b], 300).await;
     let target = acked() + 80;
     wait_until("no traffic after the outage", || acked() >= target).await;
     stop.store(true, Ordering::Relaxed);
@@ -762,10 +625,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
         deleted.extend(de);
     }
     for inst in [&a, &b] {
-        assert!(
-            !inst.task.as_ref().unwrap().is_finished(),
-            "an instance stopped"
-        );
+        assert!(inst.is_running(), "an instance stopped");
     }
     let failed: usize = (0..2).map(|i| failures[i].load(Ordering::Relaxed)).sum();
     eprintln!(
@@ -777,7 +637,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
     );
     assert!(killed > 0);
     for inst in [&a, &b] {
-        let seen = exists(&http, &inst.base, OPEN, &stored).await;
+        let seen = exists(inst, OPEN, &stored).await;
         let lost: Vec<&String> = stored
             .iter()
             .zip(&seen)
@@ -785,7 +645,7 @@ async fn database_restart_mid_traffic_answers_70500_and_loses_nothing() {
             .map(|(id, _)| id)
             .collect();
         assert!(lost.is_empty(), "acknowledged imports lost: {lost:?}");
-        let seen = exists(&http, &inst.base, OPEN, &deleted).await;
+        let seen = exists(inst, OPEN, &deleted).await;
         let back: Vec<&String> = deleted
             .iter()
             .zip(&seen)
@@ -825,19 +685,18 @@ impl Flood {
 
 /// Keep both instances busy with `account_check` calls to the limited app for [`WINDOW`],
 /// eight clients on each, far more calls per second than the limit.
-async fn flood(bases: [&str; 2]) -> Flood {
+async fn flood(instances: [&Instance; 2]) -> Flood {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let base = bases[i % 2].to_owned();
+        let api = instances[i % 2].caller();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let http = client();
             let (mut allowed, mut refused) = (0, 0);
             while !stop.load(Ordering::Relaxed) {
                 let body = json!({ "CheckItem": [{ "UserID": "x" }] });
-                let v = call(&http, &base, LIMITED, "account_check", body).await;
+                let v = call(&api, LIMITED, CHECK, body).await;
                 match code(&v) {
                     0 => allowed += 1,
                     60007 => {
@@ -881,7 +740,7 @@ fn one_bucket_at_most(spanned: Duration) -> usize {
 async fn one_rate_limit_for_all_instances() {
     let Some(s) = services().await else { return };
     let (a, b) = pair(&s).await;
-    let f = flood([&a.base, &b.base]).await;
+    let f = flood([&a, &b]).await;
     let ceiling = one_bucket_at_most(f.spanned);
     let floor = LIMIT as usize + (WINDOW.as_secs_f64() * f64::from(LIMIT) / 2.0) as usize;
     eprintln!(
@@ -909,9 +768,9 @@ async fn one_rate_limit_for_all_instances() {
 async fn without_redis_limits_are_per_instance() {
     let Some(s) = services().await else { return };
     let url = s.db.url();
-    let a = Instance::start(&url, None).await;
-    let b = Instance::start(&url, None).await;
-    let f = flood([&a.base, &b.base]).await;
+    let a = instance(&url, None).await;
+    let b = instance(&url, None).await;
+    let f = flood([&a, &b]).await;
     let ceiling = one_bucket_at_most(f.spanned);
     eprintln!(
         "per-instance limit {LIMIT}/s over {:?}: {:?} allowed (one bucket: at most {ceiling})",
@@ -1012,29 +871,20 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_fails_closed_with_70500_and_heals() {
     let Some(s) = services().await else { return };
-    let redis_addr: SocketAddr = s
-        .redis_url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap()
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("TIMACCT_TEST_REDIS_URL must be redis://host:port with an IP address");
-    let proxy = Proxy::start(redis_addr).await;
-    let via = format!("redis://{}", proxy.addr);
-    let a = Instance::start(&s.db.url(), Some((&via, &s.prefix))).await;
-    let http = &client();
-    let base = a.base.as_str();
+    let proxy = Proxy::start(s.redis.addr()).await;
+    // The test's Redis, reached through the proxy.
+    let via = TestRedis {
+        url: format!("redis://{}", proxy.addr),
+        ..s.redis.clone()
+    };
+    let a = instance(&s.db.url(), Some(&via)).await;
+    let api = &a.caller();
     let probe = move || async move {
         let started = Instant::now();
         let v = call(
-            http,
-            base,
+            api,
             LIMITED,
-            "account_check",
+            CHECK,
             json!({ "CheckItem": [{ "UserID": "x" }] }),
         )
         .await;
@@ -1090,21 +940,16 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     let upstream: SocketAddr = format!("{server}:{port}").parse().unwrap();
     let proxy = Proxy::start(upstream).await;
     let url = s.db.url_via(proxy.addr);
-    let redis = Some((s.redis_url.as_str(), s.prefix.as_str()));
-    let a = Instance::start(&url, redis).await;
-    let b = Instance::start(&url, redis).await;
+    let redis = Some(&s.redis);
+    let a = instance(&url, redis).await;
+    let b = instance(&url, redis).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..8usize {
-        let base = if w % 2 == 0 {
-            a.base.clone()
-        } else {
-            b.base.clone()
-        };
+        let api = if w % 2 == 0 { a.caller() } else { b.caller() };
         let stop = stop.clone();
         workers.push(tokio::spawn(async move {
-            let http = client();
             let mut acked = Vec::new();
             let mut failed = 0usize;
             let mut slowest = Duration::ZERO;
@@ -1113,7 +958,7 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
                 let id = format!("w{w}-{n}");
                 n += 1;
                 let started = Instant::now();
-                let v = import(&http, &base, OPEN, &id).await;
+                let v = import(&api, OPEN, &id).await;
                 let took = started.elapsed();
                 // Reported, not asserted: the client's HANG bound catches a hang.
                 slowest = slowest.max(took);
@@ -1147,19 +992,7 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.set(Mode::Up);
     let healed = Instant::now();
-    let http = client();
-    for inst in [&a, &b] {
-        let back = heals(200, || async {
-            let v = import(&http, &inst.base, OPEN, "probe").await;
-            assert!(code(&v) == 0 || code(&v) == 70500, "{v}");
-            code(&v) == 0
-        })
-        .await;
-        assert!(
-            back,
-            "the database is back but an instance still answers 70500"
-        );
-    }
+    both_serve_again([&a, &b], 200).await;
     let heal_time = healed.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -1182,7 +1015,7 @@ async fn database_outage_mid_traffic_answers_70500_and_heals() {
     assert_eq!(unique.len(), acked.len());
     for chunk in acked.chunks(100) {
         for inst in [&a, &b] {
-            let seen = check(&http, &inst.base, OPEN, chunk).await;
+            let seen = check(inst, OPEN, chunk).await;
             let missing: Vec<&String> = chunk
                 .iter()
                 .zip(&seen)

@@ -1,142 +1,52 @@
 //! Overload and stalled clients, on loopback against the real server over a real SQLite file,
 //! with small limits so that every bound is reached quickly. Nothing here asserts a duration:
 //! waits have generous upper bounds and only check that something happened at all.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-use timacct_server::{ServerBuilder, ServerLimits as Limits};
-use timacct_store::{AccountStore, SqliteStore};
+use serde_json::json;
+use timacct_server::ServerLimits as Limits;
+use timacct_store::AccountStore;
+use timacct_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 /// Upper bound on any wait for the server to act; far above the configured timeouts.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-struct Server {
-    addr: SocketAddr,
-    base: String,
-    client: reqwest::Client,
-    store: SqliteStore,
-    _shutdown: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+/// A signed `account_check` of `x` as raw HTTP/1.1 (keep-alive), for a socket the test
+/// holds itself.
+fn raw_check() -> String {
+    let body = r#"{"CheckItem":[{"UserID":"x"}]}"#;
+    format!(
+        "POST {CHECK}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        query(APP, ADMIN, &sig(APP, KEY, ADMIN)),
+        body.len()
+    )
 }
 
-async fn spawn_limited(limits: Limits) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
-    let dyn_store: Arc<dyn AccountStore> = Arc::new(store.clone());
-    let server = ServerBuilder::new(vec![app_config(APP, KEY)], dyn_store)
-        .limits(limits)
-        .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(listener, async move {
-        let _ = rx.await;
-    }));
-    Server {
-        addr,
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
-            .timeout(PATIENCE)
-            .build()
-            .unwrap(),
-        store,
-        _shutdown: tx,
-        _dir: dir,
-    }
+/// A sample of `/metrics`, if the server exports it.
+async fn metric(server: &TestServer, name: &str) -> Option<f64> {
+    let text = server.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}{path}?{}",
-            self.base,
-            query(APP, ADMIN, &sig(APP, KEY, ADMIN))
-        )
-    }
-
-    /// POST and check the envelope; the answer's JSON.
-    async fn call(&self, path: &str, body: &Value) -> Value {
-        let response = self
-            .client
-            .post(self.url(path))
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("HTTP exchange");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body");
-        check_envelope(status, &headers, &bytes).1
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    /// Poll `/metrics` until `name` reaches `value` (bounded by [`PATIENCE`]).
-    async fn wait_metric(&self, name: &str, value: f64) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if self.metric(name).await == Some(value) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} never reached {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Poll `/metrics` until `name` reaches `value` (bounded by [`PATIENCE`]).
+async fn wait_metric(server: &TestServer, name: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if metric(server, name).await == Some(value) {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Parse one raw HTTP answer and check it is the envelope.
-fn parse_answer(answer: &[u8]) -> (StatusCode, HeaderMap, Value) {
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(answer)));
-    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            headers.append(
-                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
-                reqwest::header::HeaderValue::from_str(value.trim()).unwrap(),
-            );
-        }
-    }
-    let status = StatusCode::from_u16(status).unwrap();
-    let (_, json) = check_envelope(status, &headers, &answer[split + 4..]);
-    (status, headers, json)
 }
 
 /// Read until the server closes the connection (EOF or reset); the bytes it sent first.
@@ -175,7 +85,7 @@ async fn flood_gets_only_envelopes_and_acknowledged_imports_are_kept() {
                 let mut busy = 0;
                 for round in 0..6 {
                     let ids: Vec<String> = (0..20).map(|i| format!("u{t}_{round}_{i}")).collect();
-                    let reply = server.call(MULTI, &json!({ "Accounts": ids })).await;
+                    let reply = server.call(MULTI, &json!({ "Accounts": ids })).await.json;
                     match reply["ErrorCode"].as_u64() {
                         Some(0) => {
                             assert_eq!(reply["FailAccounts"], json!([]), "{reply}");
@@ -186,7 +96,8 @@ async fn flood_gets_only_envelopes_and_acknowledged_imports_are_kept() {
                     }
                     let check = server
                         .call(CHECK, &json!({ "CheckItem": [{ "UserID": "nobody" }] }))
-                        .await;
+                        .await
+                        .json;
                     match check["ErrorCode"].as_u64() {
                         Some(0 | 60018) => {}
                         other => panic!("unexpected code {other:?}: {check}"),
@@ -208,14 +119,15 @@ async fn flood_gets_only_envelopes_and_acknowledged_imports_are_kept() {
         acknowledged.len()
     );
     // The load is gone: the server answers normally again, and kept every acknowledged write.
-    server.wait_metric("timacct_requests_in_flight", 0.0).await;
+    wait_metric(&server, "timacct_requests_in_flight", 0.0).await;
     let reply = server
         .call(IMPORT, &json!({ "UserID": "after_the_flood" }))
-        .await;
+        .await
+        .json;
     assert_eq!(reply["ErrorCode"], 0, "{reply}");
     for chunk in acknowledged.chunks(100) {
         let ids: Vec<_> = chunk.iter().map(|id| json!({ "UserID": id })).collect();
-        let reply = server.call(CHECK, &json!({ "CheckItem": ids })).await;
+        let reply = server.call(CHECK, &json!({ "CheckItem": ids })).await.json;
         assert_eq!(reply["ErrorCode"], 0, "{reply}");
         for item in reply["ResultItem"].as_array().unwrap() {
             assert_eq!(item["AccountStatus"], "Imported", "{item}");
@@ -243,11 +155,12 @@ async fn beyond_the_cap_requests_queue_then_get_60018_and_the_server_recovers() 
         query(APP, ADMIN, &sig(APP, KEY, ADMIN))
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
-    server.wait_metric("timacct_requests_in_flight", 1.0).await;
+    wait_metric(&server, "timacct_requests_in_flight", 1.0).await;
 
     // Two more: one waits in the queue until its timeout, the other finds the queue full.
     let body = json!({ "CheckItem": [{ "UserID": "x" }] });
     let (a, b) = tokio::join!(server.call(CHECK, &body), server.call(CHECK, &body));
+    let (a, b) = (a.json, b.json);
     for reply in [&a, &b] {
         assert_eq!(reply["ErrorCode"], 60018, "{reply}");
         assert!(
@@ -258,15 +171,17 @@ async fn beyond_the_cap_requests_queue_then_get_60018_and_the_server_recovers() 
 
     // The stalled body times out: that client gets 60008, and the slot is free again.
     let answer = read_until_closed(&mut stalled).await;
-    let (_, _, json) = parse_answer(&answer);
+    let json = parse_answer(&answer).json;
     assert_eq!(json["ErrorCode"], 60008, "{json}");
-    let reply = server.call(CHECK, &body).await;
+    let reply = server.call(CHECK, &body).await.json;
     assert_eq!(reply["ErrorCode"], 0, "{reply}");
-    assert!(server.metric("timacct_timeouts_total{kind=\"body\"}").await >= Some(1.0));
+    assert!(metric(&server, "timacct_timeouts_total{kind=\"body\"}").await >= Some(1.0));
     assert!(
-        server
-            .metric("timacct_requests_total{api=\"account_check\",code=\"60018\"}")
-            .await
+        metric(
+            &server,
+            "timacct_requests_total{api=\"account_check\",code=\"60018\"}"
+        )
+        .await
             >= Some(2.0)
     );
 }
@@ -303,26 +218,22 @@ async fn stalled_and_idle_clients_are_disconnected_and_do_not_block_others() {
     });
     // A keep-alive connection that made one request and then went quiet.
     let mut kept = TcpStream::connect(server.addr).await.unwrap();
-    let body = r#"{"CheckItem":[{"UserID":"x"}]}"#;
-    let request = format!(
-        "POST {CHECK}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        query(APP, ADMIN, &sig(APP, KEY, ADMIN)),
-        body.len()
-    );
+    let request = raw_check();
     kept.write_all(request.as_bytes()).await.unwrap();
 
     // Meanwhile others are served.
     for _ in 0..5 {
         let reply = server
             .call(CHECK, &json!({ "CheckItem": [{ "UserID": "y" }] }))
-            .await;
+            .await
+            .json;
         assert_eq!(reply["ErrorCode"], 0, "{reply}");
     }
 
     assert!(read_until_closed(&mut silent).await.is_empty());
     assert!(read_until_closed(&mut half).await.is_empty());
     let answer = read_until_closed(&mut kept).await;
-    let (_, _, json) = parse_answer(&answer);
+    let json = parse_answer(&answer).json;
     assert_eq!(json["ErrorCode"], 0, "{json}");
     assert!(
         tokio::time::timeout(PATIENCE, trickler)
@@ -331,16 +242,12 @@ async fn stalled_and_idle_clients_are_disconnected_and_do_not_block_others() {
             .unwrap(),
         "the trickling client sent its whole head without being cut off"
     );
-    assert!(
-        server
-            .metric("timacct_timeouts_total{kind=\"header\"}")
-            .await
-            >= Some(2.0)
-    );
-    assert!(server.metric("timacct_timeouts_total{kind=\"idle\"}").await >= Some(2.0));
+    assert!(metric(&server, "timacct_timeouts_total{kind=\"header\"}").await >= Some(2.0));
+    assert!(metric(&server, "timacct_timeouts_total{kind=\"idle\"}").await >= Some(2.0));
     let reply = server
         .call(CHECK, &json!({ "CheckItem": [{ "UserID": "z" }] }))
-        .await;
+        .await
+        .json;
     assert_eq!(reply["ErrorCode"], 0, "{reply}");
 }
 
@@ -355,33 +262,24 @@ async fn connections_over_the_cap_get_60018_and_service_resumes_when_they_close(
     let first = TcpStream::connect(server.addr).await.unwrap();
     let second = TcpStream::connect(server.addr).await.unwrap();
     let mut third = TcpStream::connect(server.addr).await.unwrap();
-    let body = r#"{"CheckItem":[{"UserID":"x"}]}"#;
-    let request = format!(
-        "POST {CHECK}?{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        query(APP, ADMIN, &sig(APP, KEY, ADMIN)),
-        body.len()
-    );
+    let request = raw_check();
     third.write_all(request.as_bytes()).await.unwrap();
     let answer = read_until_closed(&mut third).await;
-    let (status, headers, json) = parse_answer(&answer);
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(json["ErrorCode"], 60018, "{json}");
-    assert_eq!(headers.get("connection").unwrap(), "close");
+    let reply = parse_answer(&answer);
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.code(), 60018, "{}", reply.text);
+    assert_eq!(reply.headers.get("connection").unwrap(), "close");
 
     drop(first);
     drop(second);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let client = reqwest::Client::new();
-        let reply = client
-            .post(server.url(CHECK))
-            .body(body)
-            .send()
+        // A new client each time: new connections, never one the cap already refused.
+        let reply = server
+            .caller()
+            .call(CHECK, &json!({ "CheckItem": [{ "UserID": "x" }] }))
             .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+            .json;
         if reply["ErrorCode"] == 0 {
             break;
         }
@@ -410,6 +308,6 @@ async fn expect_100_continue_still_works_with_the_read_deadlines() {
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     stream.write_all(body.as_bytes()).await.unwrap();
     let answer = read_until_closed(&mut stream).await;
-    let (_, _, json) = parse_answer(&answer);
+    let json = parse_answer(&answer).json;
     assert_eq!(json["ErrorCode"], 0, "{json}");
 }

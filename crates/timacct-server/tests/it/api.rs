@@ -1,16 +1,13 @@
 //! The account API's contract, pinned over real HTTP against the real server and a real
 //! SQLite file: the decisions of `docs/protocol.md` (§10 and the sections it points to) row by
 //! row, and the seed samples (§6.7) byte for byte.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
 use reqwest::header::{CONTENT_TYPE, HOST};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use timacct_proto::Api;
 use timacct_server::{AppConfig, RateLimitPolicy, SecretKey};
+use timacct_test_support::*;
 use timacct_usersig::{Framing, UserSigGenerator};
 
 fn items(ids: &[&str]) -> Vec<Value> {
@@ -35,7 +32,7 @@ const ENVELOPE_OK: &str = r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}"
 const SEED_APP: u32 = 88_888_888;
 const SEED_KEY: &str = "seed-sample-secret-key";
 
-async fn seed_app() -> TestApp {
+async fn seed_app() -> TestServer {
     let mut config = app_config(SEED_APP, SEED_KEY);
     config.admins = vec!["admin".to_owned()];
     let app = spawn_with(vec![config]).await;
@@ -43,7 +40,7 @@ async fn seed_app() -> TestApp {
     app
 }
 
-fn seed_url(app: &TestApp, command: &str) -> String {
+fn seed_url(app: &TestServer, command: &str) -> String {
     // The sample's query string, with a real UserSig for `admin` in place of `xxx`.
     format!(
         "{}/v4/im_open_login_svc/{command}?sdkappid=88888888&identifier=admin&usersig={}&random=99999999&contenttype=json",
@@ -373,7 +370,7 @@ async fn response_headers_and_envelope_order() {
 // ---------------------------------------------------------------------------------------
 
 /// Call account_check on the default app as `identifier` with this UserSig.
-async fn check_with_sig(app: &TestApp, identifier: &str, usersig: &str) -> Reply {
+async fn check_with_sig(app: &TestServer, identifier: &str, usersig: &str) -> Reply {
     app.call_with_query(
         CHECK,
         &query(APP, identifier, usersig),
@@ -1579,7 +1576,13 @@ async fn rate_limits_off_never_refuse() {
 }
 
 /// Fire `tasks × per_task` account_check calls concurrently; the ErrorCode of each.
-async fn hammer(app: &TestApp, url: &str, body: &str, tasks: usize, per_task: usize) -> Vec<u64> {
+async fn hammer(
+    app: &TestServer,
+    url: &str,
+    body: &str,
+    tasks: usize,
+    per_task: usize,
+) -> Vec<u64> {
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let client = app.client.clone();
