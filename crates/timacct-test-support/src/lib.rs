@@ -7,7 +7,9 @@
 //!   calls to it ([`Caller`]);
 //! - [`services`]: PostgreSQL and Redis for the tests that need them, skipped with a message
 //!   where they are missing unless CI says they must be there;
-//! - [`proxy`]: a fault-injecting HTTP proxy between a client and the real server.
+//! - [`proxy`]: a fault-injecting HTTP proxy between a client and the real server, and a port
+//!   nothing listens on;
+//! - [`tally`]: what concurrent writers did to each UserID, checked against the final state.
 //!
 //! Everything here is real: the server is `timacct_server`'s own over a real SQLite file (or
 //! the store a test brings), spoken to over real sockets. Nothing is mocked; where a test
@@ -23,11 +25,13 @@ pub mod envelope;
 pub mod proxy;
 pub mod server;
 pub mod services;
+pub mod tally;
 pub mod usersig;
 
 pub use apps::*;
 pub use envelope::{check_envelope, compact, parse_answer, parse_head, Reply};
-pub use proxy::{Fault, FaultProxy, Seen};
+pub use proxy::{closed_port, Fault, FaultProxy, Seen};
 pub use server::{spawn_app, spawn_limited, spawn_with, Caller, Spawn, TestServer, TestStore};
 pub use services::{database, in_ci, redis, services, Services, TestRedis};
+pub use tally::Tally;
 pub use usersig::*;

@@ -150,6 +150,15 @@ impl FaultProxy {
     }
 }
 
+/// A local base URL (`http://127.0.0.1:PORT`) nothing listens on: connecting is refused at
+/// once. Synchronous, so that a plain `#[test]` and an async one alike can call it.
+pub fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    drop(listener);
+    format!("http://{addr}")
+}
+
 /// Read one request (head and `Content-Length` body), record it, and act on it. One request
 /// per connection: every answer says `Connection: close`.
 async fn proxy_one(
@@ -338,6 +347,15 @@ mod tests {
         assert!(exchange().contains(r#""ErrorCode":0"#));
         assert!(runtime.block_on(server.account(APP, "plain")).is_some());
         assert_eq!(proxy.seen().len(), 2);
+    }
+
+    #[test]
+    fn nothing_listens_on_a_closed_port() {
+        let base = closed_port();
+        let addr = base.strip_prefix("http://").expect("a base URL");
+        assert!(addr.starts_with("127.0.0.1:"), "{base}");
+        let refused = std::net::TcpStream::connect(addr).expect_err("nothing listens there");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 
     #[tokio::test]

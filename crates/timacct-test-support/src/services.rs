@@ -16,14 +16,9 @@ use std::net::SocketAddr;
 use timacct_server::RedisRateLimiter;
 use timacct_store::postgres::TestDatabase;
 
-/// Whether we run in CI (`CI` set to anything but empty, `0` or `false`), where skipping a
-/// test for a missing service would hide a broken set-up.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim();
-        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
-    })
-}
+/// Whether we run in CI: the rule [`TestDatabase::create`] applies to PostgreSQL, applied here
+/// to Redis too.
+pub use timacct_store::postgres::in_ci;
 
 /// A fresh database, or `None` (after saying why) when the test may be skipped.
 ///

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::proxy::{Fault, Proxy};
-use crate::common::{
-    self, closed_port, serve_command, signal, spawn, wait_with_timeout, write_config, BIN,
-};
+use timacct_test_support::{closed_port, Fault, FaultProxy};
+
+use crate::common::{self, serve_command, signal, spawn, wait_with_timeout, write_config, BIN};
 
 const APP: u32 = 1_400_000_888;
 const KEY: &str = "bulk-test-key";
@@ -637,7 +636,7 @@ fn injected_faults_cost_retries_not_accounts_and_no_credential_is_ever_printed()
         Fault::Code(60007),
         Fault::Code(70202),
     ];
-    let proxy = Proxy::start(&server.base, &faults);
+    let proxy = FaultProxy::start(&server.base, &faults);
     let dir = tempfile::tempdir().unwrap();
     let all = ids("fault-", 1000);
     let file = write_lines(dir.path(), "ids.txt", &all);
@@ -660,7 +659,7 @@ fn injected_faults_cost_retries_not_accounts_and_no_credential_is_ever_printed()
     let seen = proxy.seen();
     assert_eq!(seen.len(), 17);
     let randoms: std::collections::HashSet<String> =
-        seen.iter().map(|s| s.param("random")).collect();
+        seen.iter().map(|s| s.param("random").unwrap()).collect();
     assert_eq!(randoms.len(), 17, "a fresh random per attempt");
 
     // A failed run, too, through the proxy: a wrong key, then a host that is down.
@@ -685,8 +684,11 @@ fn injected_faults_cost_retries_not_accounts_and_no_credential_is_ever_printed()
     assert_eq!(down.code, Some(2));
 
     // The UserSigs the proxy saw, and the keys, appear in no output.
-    let sigs: std::collections::HashSet<String> =
-        proxy.seen().iter().map(|s| s.param("usersig")).collect();
+    let sigs: std::collections::HashSet<String> = proxy
+        .seen()
+        .iter()
+        .map(|s| s.param("usersig").unwrap())
+        .collect();
     assert!(sigs.iter().all(|s| s.len() > 20), "{sigs:?}");
     for run in [&run, &wrong, &down] {
         let text = format!("{}\n{}", run.stdout, run.stderr);
@@ -714,7 +716,7 @@ fn non_retryable_answers_are_never_retried() {
 
     // About the batch (70402): its 100 rows fail with the code and the call's random; the
     // job goes on; exit 1.
-    let proxy = Proxy::start(&server.base, &[Fault::Code(70402)]);
+    let proxy = FaultProxy::start(&server.base, &[Fault::Code(70402)]);
     let run = Run::from(
         server
             .command(&["import", "--concurrency", "1", "--file", file])
@@ -725,7 +727,7 @@ fn non_retryable_answers_are_never_retried() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let rows = run.rows();
     assert_eq!(rows.len(), 300);
-    let random = proxy.seen()[0].param("random");
+    let random = proxy.seen()[0].param("random").unwrap();
     for (i, row) in rows.iter().enumerate() {
         if i < 100 {
             assert_eq!(row["Result"], "Failed", "{row}");
@@ -739,7 +741,7 @@ fn non_retryable_answers_are_never_retried() {
     assert_eq!(run.summary("retries"), 0);
 
     // About the caller (70403): the job stops at the first batch; exit 2.
-    let proxy = Proxy::start(&server.base, &[Fault::Code(70403)]);
+    let proxy = FaultProxy::start(&server.base, &[Fault::Code(70403)]);
     let run = Run::from(
         server
             .command(&["check", "--concurrency", "1", "--file", file])
@@ -755,8 +757,10 @@ fn non_retryable_answers_are_never_retried() {
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains(&format!("random {}", proxy.seen()[0].param("random"))),
+        run.stderr.contains(&format!(
+            "random {}",
+            proxy.seen()[0].param("random").unwrap()
+        )),
         "{}",
         run.stderr
     );
@@ -1032,7 +1036,7 @@ fn kick_and_online_send_the_documented_requests_and_show_the_answers() {
         "QueryResult":[{"To_Account":"o2","Status":"PushOnline","Detail":[{"Platform":"iPhone","Status":"PushOnline"}]},
                        {"To_Account":"o1","Status":"Offline"}],
         "ErrorList":[{"To_Account":"o3","ErrorCode":70107}]}"#;
-    let proxy = Proxy::start(
+    let proxy = FaultProxy::start(
         &server.base,
         &[Fault::Reply(OK), Fault::Reply(GONE), Fault::Reply(ONLINE)],
     );
@@ -1097,9 +1101,9 @@ fn kick_and_online_send_the_documented_requests_and_show_the_answers() {
         ]
     );
     for s in proxy.seen() {
-        assert_eq!(s.param("sdkappid"), APP.to_string());
-        assert_eq!(s.param("identifier"), "administrator");
-        assert_eq!(s.param("contenttype"), "json");
+        assert_eq!(s.param("sdkappid").unwrap(), APP.to_string());
+        assert_eq!(s.param("identifier").unwrap(), "administrator");
+        assert_eq!(s.param("contenttype").unwrap(), "json");
     }
 }
 

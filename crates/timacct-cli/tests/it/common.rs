@@ -1,10 +1,9 @@
 //! What every test module of this binary needs around the real `timacct` binary: running
-//! `timacct serve` (and signalling, waiting for and reaping it), its config file, and a port
-//! nothing listens on. Talking to a server over HTTP is [`api`]; a faulty proxy in front of
-//! one is [`proxy`].
+//! `timacct serve` (and signalling, waiting for and reaping it) and its config file. Talking
+//! to a server over HTTP is [`api`]; a faulty proxy in front of one, and a port nothing
+//! listens on, come from `timacct-test-support` (`FaultProxy`, `closed_port`).
 
 pub mod api;
-pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -124,10 +123,4 @@ pub fn write_config(dir: &Path, app: u32, key: &str, settings: &str) -> PathBuf 
     )
     .unwrap();
     path
-}
-
-/// A local base URL nothing listens on: connecting is refused at once.
-pub fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use timacct_store::postgres::TestDatabase;
+use timacct_test_support::{database, services, Services};
 
 use crate::common::api::{call, sig, ADMIN};
 use crate::common::{serve_command, spawn, write_config, Server, NO_RATE_LIMITS};
@@ -43,50 +44,11 @@ fn listening(server: &Server) -> &str {
     server.printed.last().map(String::as_str).unwrap_or("")
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim();
-        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
-    })
-}
-
-/// A Redis URL that answers, or `None` (after saying why) when the test may be skipped.
-fn redis_url() -> Option<String> {
-    const VAR: &str = "TIMACCT_TEST_REDIS_URL";
-    let given = std::env::var(VAR).ok().filter(|v| !v.trim().is_empty());
-    let url = given
-        .clone()
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let addr = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap()
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .to_owned();
-    match std::net::TcpStream::connect(&addr) {
-        Ok(_) => Some(url),
-        Err(e) if given.is_none() && !in_ci() => {
-            eprintln!("skipping: no Redis at {url} ({e}); set {VAR} to run this test");
-            None
-        }
-        Err(e) => panic!("Redis must be reachable here ({VAR} or CI set): {e}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_are_one_service() {
-    let Some(db) = TestDatabase::create().await.unwrap() else {
+    let Some(Services { db, redis }) = services().await else {
         return;
     };
-    let Some(redis) = redis_url() else { return };
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("timacct_test_{unique:x}_{}:", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -94,8 +56,18 @@ async fn two_serve_processes_are_one_service() {
         KEY,
         &format!("rate_limits = {{ account_check = {LIMIT} }}\n"),
     );
-    let a = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
-    let b = start(dir.path(), &config, &db.url(), Some((&redis, &prefix)));
+    let a = start(
+        dir.path(),
+        &config,
+        &db.url(),
+        Some((&redis.url, &redis.prefix)),
+    );
+    let b = start(
+        dir.path(),
+        &config,
+        &db.url(),
+        Some((&redis.url, &redis.prefix)),
+    );
     assert!(
         listening(&a).contains(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name()))
             || std::env::var(TestDatabase::URL_VAR).is_ok(),
@@ -178,7 +150,7 @@ async fn two_serve_processes_are_one_service() {
 /// once it is back they serve again by themselves, and what was acknowledged before is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_processes_ride_out_a_database_restart() {
-    let Some(db) = TestDatabase::create().await.unwrap() else {
+    let Some(db) = database().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

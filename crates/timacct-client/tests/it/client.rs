@@ -1,6 +1,6 @@
-//! The client over real HTTP: retries and failover against a fault-injecting fixture, and
-//! bulk jobs, pacing and UserSig renewal against the real timacct server (in process, over a
-//! real SQLite file).
+//! The client over real HTTP: retries and failover against a fault-injecting proxy
+//! (`FaultProxy`, answering by itself or in front of the real server), and bulk jobs, pacing
+//! and UserSig renewal against the real timacct server (in process, over a real SQLite file).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,11 +15,10 @@ use timacct_client::{
     QueryOnlineStatusRequest, RetryPolicy, SigLifetime, Stopped, UserIdItem,
 };
 use timacct_proto::Api;
-use timacct_server::{AppConfig, RateLimitPolicy as ServerLimits, SecretKey, ServerBuilder};
-use timacct_store::SqliteStore;
-use tokio::net::TcpListener;
+use timacct_server::RateLimitPolicy as ServerLimits;
+use timacct_test_support::{app_config, closed_port, Fault, FaultProxy, TestServer};
 
-use crate::common::{closed_port, Action, Fixture};
+use crate::common::success_body;
 
 const APP: u32 = 1_400_000_123;
 const KEY: &str = "client-test-key";
@@ -52,11 +51,14 @@ fn check_one(id: &str) -> AccountCheckRequest {
 
 #[tokio::test]
 async fn retryable_code_is_retried_with_a_fresh_random_each_time() {
-    let f = Fixture::start(&[Action::Code(70500), Action::Code(70500), Action::Ok]).await;
+    let f = FaultProxy::answering(
+        &[Fault::Code(70500), Fault::Code(70500), Fault::Pass],
+        success_body,
+    );
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(5));
     let r = c.account_check(&check_one("a")).await.unwrap();
     assert_eq!(r.result_item[0].account_status, AccountStatus::Imported);
-    let hits = f.hits();
+    let hits = f.seen();
     assert_eq!(hits.len(), 3, "two 70500s then OK: exactly three attempts");
     let randoms: HashSet<String> = hits.iter().map(|h| h.param("random").unwrap()).collect();
     assert_eq!(randoms.len(), 3, "a fresh random per attempt");
@@ -73,10 +75,10 @@ async fn retryable_code_is_retried_with_a_fresh_random_each_time() {
 
 #[tokio::test]
 async fn non_retryable_code_is_never_retried_and_reports_its_random() {
-    let f = Fixture::start(&[Action::Code(70402)]).await;
+    let f = FaultProxy::answering(&[Fault::Code(70402)], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(5));
     let e = c.account_check(&check_one("a")).await.unwrap_err();
-    assert_eq!(f.hits().len(), 1);
+    assert_eq!(f.seen().len(), 1);
     match &e {
         Error::Api {
             code,
@@ -92,7 +94,7 @@ async fn non_retryable_code_is_never_retried_and_reports_its_random() {
         }
         other => panic!("{other:?}"),
     }
-    let random = f.hits()[0].param("random").unwrap();
+    let random = f.seen()[0].param("random").unwrap();
     assert_eq!(e.random().unwrap().to_string(), random);
     assert!(e.to_string().contains(&format!("random {random}")), "{e}");
     assert!(!e.is_retryable());
@@ -100,16 +102,16 @@ async fn non_retryable_code_is_never_retried_and_reports_its_random() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried() {
-    let f = Fixture::start(&[Action::Drop, Action::Drop, Action::Ok]).await;
+    let f = FaultProxy::answering(&[Fault::Drop, Fault::Drop, Fault::Pass], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(5));
     c.account_check(&check_one("a")).await.unwrap();
-    assert_eq!(f.hits().len(), 3);
+    assert_eq!(f.seen().len(), 3);
     assert_eq!(c.stats().retries, 2);
 }
 
 #[tokio::test]
 async fn a_60007_backs_off_then_retries_the_batch_once() {
-    let f = Fixture::start(&[Action::Code(60007), Action::Ok]).await;
+    let f = FaultProxy::answering(&[Fault::Code(60007), Fault::Pass], success_body);
     let retry = RetryPolicy {
         rate_limited_backoff: Duration::from_millis(300),
         ..fast_retry(5)
@@ -118,33 +120,36 @@ async fn a_60007_backs_off_then_retries_the_batch_once() {
     c.account_check(&check_one("a")).await.unwrap();
     // (How long it waits is the policy's: see `retry::tests`, which checks the computed
     // waits rather than a clock.)
-    assert_eq!(f.hits().len(), 2);
+    assert_eq!(f.seen().len(), 2);
     let s = c.stats();
     assert_eq!((s.rate_limited, s.retries), (1, 1));
 }
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts() {
-    let f = Fixture::start(&[Action::Code(70169); 10]).await;
+    let f = FaultProxy::answering(&[Fault::Code(70169); 10], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(3));
     let e = c.account_check(&check_one("a")).await.unwrap_err();
-    assert_eq!(f.hits().len(), 3);
+    assert_eq!(f.seen().len(), 3);
     assert_eq!((e.code(), e.attempts()), (Some(70169), 3));
     assert_eq!(f.remaining(), 7);
 }
 
 #[tokio::test]
 async fn overload_statuses_are_retried_other_statuses_are_not() {
-    let f = Fixture::start(&[Action::Status(502), Action::Status(503), Action::Ok]).await;
+    let f = FaultProxy::answering(
+        &[Fault::Status(502), Fault::Status(503), Fault::Pass],
+        success_body,
+    );
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(5));
     c.account_check(&check_one("a")).await.unwrap();
-    assert_eq!(f.hits().len(), 3);
+    assert_eq!(f.seen().len(), 3);
 
-    let f = Fixture::start(&[Action::Status(404)]).await;
+    let f = FaultProxy::answering(&[Fault::Status(404)], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(5));
     let e = c.account_check(&check_one("a")).await.unwrap_err();
     assert!(matches!(e, Error::Http { status: 404, .. }), "{e:?}");
-    assert_eq!(f.hits().len(), 1);
+    assert_eq!(f.seen().len(), 1);
 }
 
 #[tokio::test]
@@ -155,11 +160,11 @@ async fn every_code_in_the_table_is_retried_exactly_when_it_is_marked_retryable(
         if n == 0 || n == 70050 {
             continue;
         }
-        let f = Fixture::start(&[Action::Code(n), Action::Ok]).await;
+        let f = FaultProxy::answering(&[Fault::Code(n), Fault::Pass], success_body);
         let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(3));
         let result = c.account_check(&check_one("a")).await;
         let expected = if code.is_retryable() { 2 } else { 1 };
-        assert_eq!(f.hits().len(), expected, "code {n}");
+        assert_eq!(f.seen().len(), expected, "code {n}");
         assert_eq!(result.is_ok(), code.is_retryable(), "code {n}");
     }
     assert!(ErrorCode::from_code(70050).is_some_and(|c| c.is_retryable()));
@@ -167,15 +172,15 @@ async fn every_code_in_the_table_is_retried_exactly_when_it_is_marked_retryable(
 
 #[tokio::test]
 async fn connection_errors_fail_over_to_the_backup_host_and_stay_there() {
-    let f = Fixture::start(&[]).await;
-    let endpoint = Endpoint::url(&closed_port().await)
+    let f = FaultProxy::answering(&[], success_body);
+    let endpoint = Endpoint::url(&closed_port())
         .unwrap()
         .with_backup(&f.base)
         .unwrap();
     let c = client(endpoint, RetryPolicy::never());
     c.account_check(&check_one("a")).await.unwrap();
     c.account_check(&check_one("b")).await.unwrap();
-    assert_eq!(f.hits().len(), 2);
+    assert_eq!(f.seen().len(), 2);
     let s = c.stats();
     assert_eq!(
         s.failovers, 1,
@@ -186,8 +191,8 @@ async fn connection_errors_fail_over_to_the_backup_host_and_stay_there() {
 
 #[tokio::test]
 async fn an_answer_from_the_main_host_is_not_a_reason_to_fail_over() {
-    let main = Fixture::start(&[Action::Code(70402)]).await;
-    let backup = Fixture::start(&[]).await;
+    let main = FaultProxy::answering(&[Fault::Code(70402)], success_body);
+    let backup = FaultProxy::answering(&[], success_body);
     let endpoint = Endpoint::url(&main.base)
         .unwrap()
         .with_backup(&backup.base)
@@ -197,12 +202,12 @@ async fn an_answer_from_the_main_host_is_not_a_reason_to_fail_over() {
         c.account_check(&check_one("a")).await.unwrap_err().code(),
         Some(70402)
     );
-    assert_eq!((main.hits().len(), backup.hits().len()), (1, 0));
+    assert_eq!((main.seen().len(), backup.seen().len()), (1, 0));
 }
 
 #[tokio::test]
 async fn errors_never_show_the_key_or_the_usersig() {
-    let c = client(Endpoint::url(&closed_port().await).unwrap(), fast_retry(2));
+    let c = client(Endpoint::url(&closed_port()).unwrap(), fast_retry(2));
     let e = c.account_check(&check_one("a")).await.unwrap_err();
     assert!(matches!(e, Error::Transport { attempts: 2, .. }), "{e:?}");
     let mut text = format!("{e} {e:?} {c:?}");
@@ -218,7 +223,7 @@ async fn errors_never_show_the_key_or_the_usersig() {
 
 #[tokio::test]
 async fn both_import_shapes_and_kick_and_online_send_the_documented_bodies() {
-    let f = Fixture::start(&[]).await;
+    let f = FaultProxy::answering(&[], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(1));
     let plain = vec![entry("a", None, None), entry("b", None, None)];
     let rich = vec![entry("c", Some("Nick, with comma"), Some("http://x/y.png"))];
@@ -249,7 +254,7 @@ async fn both_import_shapes_and_kick_and_online_send_the_documented_bodies() {
     })
     .await
     .unwrap();
-    let bodies: Vec<(String, String)> = f.hits().into_iter().map(|h| (h.path, h.body)).collect();
+    let bodies: Vec<(String, String)> = f.seen().into_iter().map(|h| (h.path, h.body)).collect();
     let multi = "/v4/im_open_login_svc/multiaccount_import".to_owned();
     assert_eq!(
         bodies,
@@ -289,31 +294,11 @@ fn entry(id: &str, nick: Option<&str>, face: Option<&str>) -> AccountListEntry {
 // Against the real server.
 // ---------------------------------------------------------------------------------------
 
-struct Server {
-    base: String,
-    store: SqliteStore,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn real_server(limits: ServerLimits) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("timacct.db")).unwrap();
-    let mut app = AppConfig::new(APP, SecretKey::new(KEY));
+/// The real server hosting the test's app, with these rate limits, over a new SQLite file.
+async fn real_server(limits: ServerLimits) -> TestServer {
+    let mut app = app_config(APP, KEY);
     app.rate_limits = limits;
-    let server = ServerBuilder::new(vec![app], Arc::new(store.clone())).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        store,
-        _dir: dir,
-        _stop: stop,
-    }
+    TestServer::builder().apps(vec![app]).start().await
 }
 
 fn custom_limits(api: Api, rate: u32) -> ServerLimits {
@@ -396,10 +381,7 @@ async fn bulk_jobs_keep_order_and_every_item_under_tencent_limits() {
         }
     }
     assert_eq!(c.stats().rate_limited, 0);
-    let left = timacct_store::AccountStore::account_count(&server.store, APP)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(server.account_count(APP).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,14 +646,7 @@ async fn profile_fields_reach_the_store() {
     ))
     .await;
     assert!(items[0].outcome.is_ok());
-    let account = timacct_store::AccountStore::account(
-        &server.store,
-        APP,
-        timacct_store::UserId::parse("p1").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let account = server.account(APP, "p1").await.unwrap();
     assert_eq!(
         (account.nick.as_str(), account.face_url.as_str()),
         ("Ann, the first", "https://x/a.png")
@@ -686,12 +661,6 @@ fn user_ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:04}")).collect()
 }
 
-async fn account_count(server: &Server) -> u64 {
-    timacct_store::AccountStore::account_count(&server.store, APP)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_in_front_of_the_real_server_cost_retries_not_accounts() {
     let server = real_server(ServerLimits::Tencent).await;
@@ -699,16 +668,16 @@ async fn injected_faults_in_front_of_the_real_server_cost_retries_not_accounts()
     // lost answer (ForwardThenDrop) reaches the server: the retry imports the same batch
     // again, which the API allows.
     let faults = [
-        Action::Code(70500),
-        Action::Code(60008),
-        Action::Drop,
-        Action::Status(502),
-        Action::Code(70169),
-        Action::ForwardThenDrop,
-        Action::Code(60007),
-        Action::Code(30006),
+        Fault::Code(70500),
+        Fault::Code(60008),
+        Fault::Drop,
+        Fault::Status(502),
+        Fault::Code(70169),
+        Fault::ForwardThenDrop,
+        Fault::Code(60007),
+        Fault::Code(30006),
     ];
-    let proxy = Fixture::proxy(&server.base, &faults).await;
+    let proxy = FaultProxy::start(&server.base, &faults);
     let c = Client::builder(Endpoint::url(&proxy.base).unwrap(), APP, KEY)
         .retry(fast_retry(10))
         .build()
@@ -723,10 +692,10 @@ async fn injected_faults_in_front_of_the_real_server_cost_retries_not_accounts()
         assert_eq!((item.index, &item.user_id), (i, &ids[i]));
         assert_eq!(item.outcome, Ok(()), "{item:?}");
     }
-    assert_eq!(account_count(&server).await, 1000);
+    assert_eq!(server.account_count(APP).await, 1000);
 
     // Ten batches, each fault cost exactly one retry, and nothing else was retried.
-    let hits = proxy.hits();
+    let hits = proxy.seen();
     assert_eq!(hits.len(), 10 + faults.len());
     let s = c.stats();
     assert_eq!((s.requests, s.retries), (18, 8), "{s:?}");
@@ -756,7 +725,7 @@ async fn non_retryable_answers_in_front_of_the_real_server_are_never_retried() {
 
     // A failure about the batch itself (70402): that batch's accounts fail with the code,
     // the job goes on, and nothing is sent twice.
-    let proxy = Fixture::proxy(&server.base, &[Action::Code(70402)]).await;
+    let proxy = FaultProxy::start(&server.base, &[Fault::Code(70402)]);
     let c = client(Endpoint::url(&proxy.base).unwrap(), fast_retry(5));
     let ids = user_ids("nr-", 300);
     let accounts = ids.iter().map(|id| entry(id, None, None)).collect();
@@ -764,7 +733,7 @@ async fn non_retryable_answers_in_front_of_the_real_server_are_never_retried() {
         collect(c.import_accounts(accounts, ImportShape::Auto, one_at_a_time())).await;
     assert!(stop.is_none(), "{stop:?}");
     assert_eq!(items.len(), 300);
-    let random = proxy.hits()[0].param("random").unwrap();
+    let random = proxy.seen()[0].param("random").unwrap();
     for (i, item) in items.iter().enumerate() {
         if i < 100 {
             let failure = item.outcome.as_ref().unwrap_err();
@@ -774,13 +743,13 @@ async fn non_retryable_answers_in_front_of_the_real_server_are_never_retried() {
             assert_eq!(item.outcome, Ok(()), "{item:?}");
         }
     }
-    assert_eq!(proxy.hits().len(), 3);
+    assert_eq!(proxy.seen().len(), 3);
     assert_eq!(c.stats().retries, 0);
-    assert_eq!(account_count(&server).await, 200);
+    assert_eq!(server.account_count(APP).await, 200);
 
     // A failure every later batch would meet too (70403, not an admin): the job stops at
     // once, after one request.
-    let proxy = Fixture::proxy(&server.base, &[Action::Code(70403)]).await;
+    let proxy = FaultProxy::start(&server.base, &[Fault::Code(70403)]);
     let c = client(Endpoint::url(&proxy.base).unwrap(), fast_retry(5));
     let (items, stop) = collect(c.check_accounts(ids, one_at_a_time())).await;
     assert!(items.is_empty());
@@ -793,19 +762,19 @@ async fn non_retryable_answers_in_front_of_the_real_server_are_never_retried() {
             assert_eq!((error.code(), error.attempts()), (Some(70403), 1));
             assert_eq!(
                 error.random().unwrap().to_string(),
-                proxy.hits()[0].param("random").unwrap()
+                proxy.seen()[0].param("random").unwrap()
             );
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(proxy.hits().len(), 1);
+    assert_eq!(proxy.seen().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_errors_fail_over_to_the_real_server_on_the_backup_host() {
     let server = real_server(ServerLimits::Tencent).await;
     // Nothing listens on the main host; the backup is the real server.
-    let endpoint = Endpoint::url(&closed_port().await)
+    let endpoint = Endpoint::url(&closed_port())
         .unwrap()
         .with_backup(&server.base)
         .unwrap();
@@ -822,16 +791,16 @@ async fn connection_errors_fail_over_to_the_real_server_on_the_backup_host() {
     let (items, stop) = collect(c.import_accounts(accounts, ImportShape::Auto, options)).await;
     assert!(stop.is_none(), "{stop:?}");
     assert!(items.iter().all(|i| i.outcome.is_ok()));
-    assert_eq!(account_count(&server).await, 300);
+    assert_eq!(server.account_count(APP).await, 300);
     // No retry was allowed: the failover happened inside the first attempt, and the later
     // batches went straight to the backup.
     let s = c.stats();
     assert_eq!((s.failovers, s.requests, s.retries), (1, 4, 0), "{s:?}");
 
     // With neither host reachable the error is a transport error naming the last host.
-    let endpoint = Endpoint::url(&closed_port().await)
+    let endpoint = Endpoint::url(&closed_port())
         .unwrap()
-        .with_backup(&closed_port().await)
+        .with_backup(&closed_port())
         .unwrap();
     let c = client(endpoint.clone(), RetryPolicy::never());
     let e = c.account_check(&check_one("a")).await.unwrap_err();
@@ -870,21 +839,23 @@ async fn logs_at_trace_level_and_errors_never_show_the_key_or_the_usersig() {
 
     // A failover (main host closed), retries of each kind, then a final non-retryable
     // failure: every path that logs or reports something.
-    let f = Fixture::start(&[
-        Action::Code(70500),
-        Action::Drop,
-        Action::Status(503),
-        Action::Code(70009),
-    ])
-    .await;
-    let endpoint = Endpoint::url(&closed_port().await)
+    let f = FaultProxy::answering(
+        &[
+            Fault::Code(70500),
+            Fault::Drop,
+            Fault::Status(503),
+            Fault::Code(70009),
+        ],
+        success_body,
+    );
+    let endpoint = Endpoint::url(&closed_port())
         .unwrap()
         .with_backup(&f.base)
         .unwrap();
     let c = client(endpoint, fast_retry(10));
     let e = c.account_check(&check_one("a")).await.unwrap_err();
     assert_eq!((e.code(), e.attempts()), (Some(70009), 4), "{e}");
-    let e2 = client(Endpoint::url(&closed_port().await).unwrap(), fast_retry(2))
+    let e2 = client(Endpoint::url(&closed_port()).unwrap(), fast_retry(2))
         .account_check(&check_one("a"))
         .await
         .unwrap_err();
@@ -904,7 +875,7 @@ async fn logs_at_trace_level_and_errors_never_show_the_key_or_the_usersig() {
     }
     text.push_str(&format!("\n{c:?}"));
     let sigs: HashSet<String> = f
-        .hits()
+        .seen()
         .iter()
         .map(|h| h.param("usersig").unwrap())
         .collect();
@@ -920,7 +891,7 @@ async fn logs_at_trace_level_and_errors_never_show_the_key_or_the_usersig() {
 
 #[tokio::test]
 async fn online_status_goes_500_per_call_and_kick_one_call_each_in_input_order() {
-    let f = Fixture::start(&[]).await;
+    let f = FaultProxy::answering(&[], success_body);
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(1));
     let mut ids = user_ids("on-", 1200);
     ids[3] = "gone-3".to_owned();
@@ -945,7 +916,7 @@ async fn online_status_goes_500_per_call_and_kick_one_call_each_in_input_order()
         }
     }
     let sizes: Vec<(String, usize, Value)> = f
-        .hits()
+        .seen()
         .iter()
         .map(|h| {
             let body: Value = serde_json::from_str(&h.body).unwrap();
@@ -966,7 +937,10 @@ async fn online_status_goes_500_per_call_and_kick_one_call_each_in_input_order()
         ]
     );
 
-    let f = Fixture::start(&[Action::Ok, Action::Code(70107), Action::Ok]).await;
+    let f = FaultProxy::answering(
+        &[Fault::Pass, Fault::Code(70107), Fault::Pass],
+        success_body,
+    );
     let c = client(Endpoint::url(&f.base).unwrap(), fast_retry(1));
     let options = BulkOptions {
         concurrency: 1,
@@ -980,7 +954,7 @@ async fn online_status_goes_500_per_call_and_kick_one_call_each_in_input_order()
         .map(|i| i.outcome.as_ref().err().and_then(|e| e.code))
         .collect();
     assert_eq!(outcomes, [None, Some(70107), None]);
-    let bodies: Vec<(String, String)> = f.hits().into_iter().map(|h| (h.path, h.body)).collect();
+    let bodies: Vec<(String, String)> = f.seen().into_iter().map(|h| (h.path, h.body)).collect();
     let kick = "/v4/im_open_login_svc/kick".to_owned();
     assert_eq!(
         bodies,

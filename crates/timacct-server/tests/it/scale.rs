@@ -163,8 +163,7 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
         tasks.push(tokio::spawn(async move {
             let me = &instances[t % 2];
             let api = me.caller();
-            let mut created: HashMap<String, i64> = HashMap::new();
-            let mut deleted: HashMap<String, i64> = HashMap::new();
+            let mut tally = Tally::default();
             for round in 0..10usize {
                 let start = (t * 7 + round * 13) % 50;
                 let mut batch: Vec<String> = (0..10)
@@ -184,49 +183,36 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
                     let out = me.store.import(OPEN, items, policy).await.unwrap();
                     for (n, o) in batch.iter().zip(out) {
                         if o == ImportOutcome::Created {
-                            *created.entry(n.clone()).or_default() += 1;
+                            tally.created(n);
                         }
                     }
                 } else {
                     let codes = delete(&api, OPEN, &batch).await;
                     for (n, c) in batch.iter().zip(codes) {
                         match c {
-                            0 => *deleted.entry(n.clone()).or_default() += 1,
+                            0 => tally.deleted(n),
                             70107 => {}
                             other => panic!("unexpected ResultCode {other}"),
                         }
                     }
                 }
             }
-            (created, deleted)
+            tally
         }));
     }
-    let mut created: HashMap<String, i64> = HashMap::new();
-    let mut deleted: HashMap<String, i64> = HashMap::new();
+    let mut tally = Tally::default();
     for t in tasks {
-        let (c, d) = t.await.unwrap();
-        add_counts(&mut created, c);
-        add_counts(&mut deleted, d);
+        tally.add(t.await.unwrap());
     }
     let exists = check(&instances[1], OPEN, &names).await;
-    let mut live = 0i64;
-    for (n, e) in names.iter().zip(&exists) {
-        let c = created.get(n).copied().unwrap_or(0);
-        let d = deleted.get(n).copied().unwrap_or(0);
-        assert_eq!(
-            c - d,
-            i64::from(*e),
-            "{n}: {c} created, {d} deleted, exists {e}"
-        );
-        live += i64::from(*e);
-    }
-    let total_deleted: i64 = deleted.values().sum();
+    let live = tally.assert_adds_up(&names, &exists);
     eprintln!(
-        "{} creates, {total_deleted} deletes, {live} accounts at the end",
-        created.values().sum::<i64>()
+        "{} creates, {} deletes, {live} accounts at the end",
+        tally.creates(),
+        tally.deletes()
     );
     assert!(
-        total_deleted > 20,
+        tally.deletes() > 20,
         "too little contention to prove anything"
     );
     assert_eq!(rows_and_count(&s.db, OPEN).await, (live, live));
@@ -234,13 +220,6 @@ async fn concurrent_conflicting_writes_through_two_instances_stay_consistent() {
     let [a, b] = instances;
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// Add one task's per-UserID counts to the totals.
-fn add_counts(totals: &mut HashMap<String, i64>, counts: HashMap<String, i64>) {
-    for (id, n) in counts {
-        *totals.entry(id).or_default() += n;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

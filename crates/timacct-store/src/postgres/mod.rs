@@ -42,7 +42,7 @@ use crate::StoreError;
 
 pub use crate::PostgresOptions;
 #[cfg(feature = "test-support")]
-pub use testing::TestDatabase;
+pub use testing::{in_ci, TestDatabase};
 
 /// The longest start-up may wait to migrate the schema: another instance may be migrating at
 /// the same moment and hold the migration lock.

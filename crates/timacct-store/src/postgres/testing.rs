@@ -240,8 +240,10 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Whether we run in CI, where skipping database tests would hide a broken set-up.
-fn in_ci() -> bool {
+/// Whether we run in CI (`CI` set to anything but empty, `0` or `false`), where skipping a
+/// test for a missing service (PostgreSQL here, Redis in `timacct-test-support`) would hide a
+/// broken set-up.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| {
         let v = v.trim();
         !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")

@@ -6,7 +6,6 @@
 //! reachable server the tests skip with a message (and pass), unless
 //! `TIMACCT_TEST_DATABASE_URL` or `CI` is set: then they fail.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,18 +15,9 @@ use timacct_store::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, OpenOptions,
     PostgresOptions, PostgresStore, StoreError, Target, UserId, UserIdRef,
 };
+use timacct_test_support::{database, Tally};
 
 use crate::common::{id, policy, refs};
-
-/// A fresh database, or `None` (the test then returns, passing) when PostgreSQL tests may be
-/// skipped. A skip returns rather than ending the process, so that it cannot cut short the
-/// other tests of this binary (the SQLite ones) under `cargo test`.
-async fn database() -> Option<TestDatabase> {
-    match TestDatabase::create().await {
-        Ok(db) => db,
-        Err(e) => panic!("{e}"),
-    }
-}
 
 fn small_pool() -> PostgresOptions {
     PostgresOptions {
@@ -303,8 +293,7 @@ async fn two_stores_conflicting_writes_stay_consistent() {
         let store = if t % 2 == 0 { a.clone() } else { b.clone() };
         let names = names.clone();
         tasks.push(tokio::spawn(async move {
-            let mut created: HashMap<String, i64> = HashMap::new();
-            let mut deleted: HashMap<String, i64> = HashMap::new();
+            let mut tally = Tally::default();
             for round in 0..12u64 {
                 // A varying, overlapping slice of the 50 IDs, with a repeat.
                 let start = ((t * 7 + round * 13) % 50) as usize;
@@ -316,54 +305,33 @@ async fn two_stores_conflicting_writes_stay_consistent() {
                     let out = store.import(APP, items, policy(1)).await.unwrap();
                     for (u, o) in batch.iter().zip(out) {
                         if o == ImportOutcome::Created {
-                            *created.entry(u.to_string()).or_default() += 1;
+                            tally.created(u.as_str());
                         }
                     }
                 } else {
                     let out = store.delete(APP, batch.clone(), 2).await.unwrap();
                     for (u, o) in batch.iter().zip(out) {
                         if o == DeleteOutcome::Deleted {
-                            *deleted.entry(u.to_string()).or_default() += 1;
+                            tally.deleted(u.as_str());
                         }
                     }
                 }
             }
-            (created, deleted)
+            tally
         }));
     }
-    let mut created: HashMap<String, i64> = HashMap::new();
-    let mut deleted: HashMap<String, i64> = HashMap::new();
+    let mut tally = Tally::default();
     for t in tasks {
-        let (c, d) = t.await.unwrap();
-        for (k, v) in c {
-            *created.entry(k).or_default() += v;
-        }
-        for (k, v) in d {
-            *deleted.entry(k).or_default() += v;
-        }
+        tally.add(t.await.unwrap());
     }
     let all: Vec<UserId> = names.iter().map(|n| id(n)).collect();
     let exists = a
         .check(APP, &all.iter().map(UserId::borrowed).collect::<Vec<_>>())
         .await
         .unwrap();
-    let mut live = 0;
-    for (n, e) in names.iter().zip(&exists) {
-        let c = created.get(n).copied().unwrap_or(0);
-        let d = deleted.get(n).copied().unwrap_or(0);
-        // Creates and deletes of one ID alternate, starting from "absent": every Deleted
-        // found an account some Created made, and none was lost or counted twice.
-        assert_eq!(
-            c - d,
-            i64::from(*e),
-            "{n}: {c} created, {d} deleted, exists {e}"
-        );
-        live += i64::from(*e);
-    }
-    assert!(
-        created.values().sum::<i64>() > 50,
-        "the test made little contention"
-    );
+    // Every Deleted found an account some Created made, and none was lost or counted twice.
+    let live = tally.assert_adds_up(&names, &exists);
+    assert!(tally.creates() > 50, "the test made little contention");
     let client = db.client().await.unwrap();
     let rows: i64 = client
         .query_one(

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::BIN;
 
 /// The admin the tests call as (every app has it).
-pub const ADMIN: &str = "administrator";
+pub use timacct_test_support::ADMIN;
 
 /// A UserSig of `identifier` in app `sdkappid`, made from `key` by `timacct sig gen`.
 pub fn sig(sdkappid: u32, key: &str, identifier: &str) -> String {
