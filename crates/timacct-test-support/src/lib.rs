@@ -7,7 +7,8 @@
 //!   calls to it ([`Caller`]);
 //! - [`services`]: PostgreSQL and Redis for the tests that need them, skipped with a message
 //!   where they are missing unless CI says they must be there;
-//! - [`proxy`]: a fault-injecting HTTP proxy between a client and the real server.
+//! - [`proxy`]: a fault-injecting HTTP proxy between a client and the real server;
+//! - [`flood`]: as many calls as the machine can send, timed, for the rate-limit tests.
 //!
 //! Everything here is real: the server is `timacct_server`'s own over a real SQLite file (or
 //! the store a test brings), spoken to over real sockets. Nothing is mocked; where a test
@@ -20,6 +21,7 @@
 
 pub mod apps;
 pub mod envelope;
+pub mod flood;
 pub mod proxy;
 pub mod server;
 pub mod services;
@@ -27,6 +29,7 @@ pub mod usersig;
 
 pub use apps::*;
 pub use envelope::{check_envelope, compact, parse_answer, parse_head, Reply};
+pub use flood::{bucket_ceiling, flood, Flood, Shot};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use server::{spawn_app, spawn_limited, spawn_with, Caller, Spawn, TestServer, TestStore};
 pub use services::{database, in_ci, redis, services, Services, TestRedis};

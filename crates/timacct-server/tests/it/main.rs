@@ -6,6 +6,7 @@
 //! - [`hostile`]: hostile and malformed input over raw TCP;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, UserSig age, HTTPS, busy polling;
 //! - [`overload`]: connection and request caps, queueing, stalled clients;
+//! - [`rate_limits`]: each API's documented limit, from both sides, by counting;
 //! - [`scale`]: several instances on one PostgreSQL and one Redis, and their outages.
 // Tests fail by panicking, with the reason in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,4 +15,5 @@ mod api;
 mod hostile;
 mod ops;
 mod overload;
+mod rate_limits;
 mod scale;
