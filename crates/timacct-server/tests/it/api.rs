@@ -922,6 +922,52 @@ async fn multiaccount_import_duplicates_last_entry_wins() {
     app.assert_imported(APP, &["same"]).await;
 }
 
+/// DECISIONS: duplicates in one batch, the last entry wins. When the last entry of a UserID
+/// is refused (a Nick over 500 bytes), the UserID is refused: listed in `FailAccounts` once,
+/// where it first appears, and nothing of it is stored, neither a new account nor an earlier
+/// entry's profile. When only an earlier entry is refused, the last one is imported.
+#[tokio::test]
+async fn multiaccount_import_duplicates_of_mixed_validity_follow_the_last_entry() {
+    let app = spawn_app().await;
+    let long = "n".repeat(501);
+    app.call(
+        IMPORT,
+        &json!({ "UserID": "existing", "Nick": "before", "FaceUrl": "http://before" }),
+    )
+    .await
+    .assert_ok();
+    let r = app
+        .call(
+            MULTI,
+            &json!({ "AccountList": [
+                { "UserID": "new_dup", "Nick": "a" },
+                { "UserID": "existing", "Nick": "a", "FaceUrl": "http://a" },
+                { "UserID": "fixed", "Nick": long },
+                { "UserID": "plain" },
+                { "UserID": "new_dup", "Nick": long },
+                { "UserID": "fixed", "Nick": "b" },
+                { "UserID": "existing", "FaceUrl": long },
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        r.text,
+        r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","FailAccounts":["new_dup","existing"]}"#
+    );
+    assert_eq!(
+        app.statuses(APP, &["new_dup", "existing", "fixed", "plain"])
+            .await,
+        ["NotImported", "Imported", "Imported", "Imported"]
+    );
+    let existing = app.account(APP, "existing").await.unwrap();
+    assert_eq!(
+        (existing.nick.as_str(), existing.face_url.as_str()),
+        ("before", "http://before")
+    );
+    assert_eq!(app.account(APP, "fixed").await.unwrap().nick, "b");
+    assert_eq!(app.account_count(APP).await, 3);
+}
+
 #[tokio::test]
 async fn multiaccount_import_shape_errors_are_70402() {
     let app = spawn_app().await;
