@@ -3,6 +3,8 @@
 //! Each module is one area, against the real server over real sockets:
 //!
 //! - [`api`]: the account API's contract, row by row of `docs/protocol.md`;
+//! - [`decisions`]: every number DECISIONS.md fixes (90 days, 32 and 500 bytes, batch sizes,
+//!   rate limits) compared with the code's, and the 90-day re-import block at its boundary;
 //! - [`hostile`]: hostile and malformed input over raw TCP;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, UserSig age, HTTPS, busy polling;
 //! - [`overload`]: connection and request caps, queueing, stalled clients;
@@ -12,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod decisions;
 mod hostile;
 mod ops;
 mod overload;
