@@ -7,6 +7,7 @@
 //!   rate limits) compared with the code's, and the 90-day re-import block at its boundary;
 //! - [`hostile`]: hostile and malformed input over raw TCP;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, UserSig age, HTTPS, busy polling;
+//! - [`order`]: the order of the checks, by requests wrong in two ways at once;
 //! - [`overload`]: connection and request caps, queueing, stalled clients;
 //! - [`rate_limits`]: each API's documented limit, from both sides, by counting;
 //! - [`scale`]: several instances on one PostgreSQL and one Redis, and their outages.
@@ -17,6 +18,7 @@ mod api;
 mod decisions;
 mod hostile;
 mod ops;
+mod order;
 mod overload;
 mod rate_limits;
 mod scale;
