@@ -28,6 +28,8 @@ fn the_numbers_of_the_decisions_are_the_ones_the_code_uses() {
     assert_eq!(timacct_proto::MAX_PROFILE_FIELD_BYTES, 500);
     assert_eq!(timacct_proto::MAX_BATCH, 100);
     assert_eq!(timacct_proto::MAX_ONLINE_BATCH, 500);
+    // DECISIONS, UserSig: a token that inflates past 64 KiB is 70003.
+    assert_eq!(timacct_usersig::MAX_INFLATED, 64 * 1024);
     let documented = [
         (Api::AccountImport, 200),
         (Api::MultiAccountImport, 100),
@@ -40,6 +42,21 @@ fn the_numbers_of_the_decisions_are_the_ones_the_code_uses() {
     for (api, limit) in documented {
         assert_eq!(api.documented_rate_limit(), limit, "{api:?}");
     }
+}
+
+/// The server's own defaults that `docs/protocol.md` states (§2.3 the body, §8 the server's
+/// protection of itself).
+#[test]
+fn the_server_defaults_are_the_documented_ones() {
+    use std::time::Duration;
+    assert_eq!(timacct_server::DEFAULT_BODY_LIMIT, 1024 * 1024);
+    let limits = timacct_server::ServerLimits::default();
+    assert_eq!(limits.body_timeout, Duration::from_secs(10));
+    assert_eq!(limits.max_concurrent_requests, 512);
+    assert_eq!(limits.max_queued_requests, 2048);
+    assert_eq!(limits.queue_timeout, Duration::from_secs(1));
+    assert_eq!(limits.max_connections, 1024);
+    assert_eq!(limits.max_usersig_age, None);
 }
 
 fn one(id: &str) -> Vec<ImportItem> {
