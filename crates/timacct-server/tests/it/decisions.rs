@@ -9,7 +9,7 @@
 //! `profile_fields_are_limited_to_500_bytes`, `multiaccount_import_over_100_is_rejected_whole`,
 //! `check_and_delete_batches_over_100_are_rejected_whole`); the rate limits in
 //! [`crate::rate_limits`]. PushOnline's 7 days has no test: sessions are not implemented yet
-//! (`docs/protocol.md` §11).
+//! (`docs/protocol.md` §11). Also here: the retry column of `docs/protocol.md` §9, as lists.
 
 use serde_json::json;
 use timacct_proto::Api;
@@ -57,6 +57,35 @@ fn the_server_defaults_are_the_documented_ones() {
     assert_eq!(limits.queue_timeout, Duration::from_secs(1));
     assert_eq!(limits.max_connections, 1024);
     assert_eq!(limits.max_usersig_age, None);
+}
+
+/// The "retry" column of `docs/protocol.md` §9, as lists: the codes a client should send
+/// again, and the ones it should not. The table every crate maps its failures into (and the
+/// client reads) says exactly this, and knows no other code.
+#[test]
+fn the_retryable_codes_are_the_documented_ones() {
+    use timacct_proto::ErrorCode;
+    // §9.1 (codes timacct answers) and §9.2 (codes it knows), "yes".
+    let retry = [
+        60007, 60008, 60018, 70500, // §9.1
+        30006, 30007, 40006, 60004, 60011, 60019, 70050, 70169, 70202, 90992, 90994, 90995,
+        91000, // §9.2
+    ];
+    // "no" (and 0, success, which is not retried either).
+    let no_retry = [
+        0, 40601, 60002, 60003, 60009, 60012, 60025, 70001, 70003, 70009, 70013, 70014, 70020,
+        70107, 70398, 70399, 70402, 70403, 71000, // §9.1
+        30008, 60006, 60010, 90001, 90003, 90009, 90011, // §9.2
+    ];
+    for code in retry {
+        let known = ErrorCode::from_code(code).unwrap_or_else(|| panic!("{code} in the table"));
+        assert!(known.is_retryable(), "{code} is retryable");
+    }
+    for code in no_retry {
+        let known = ErrorCode::from_code(code).unwrap_or_else(|| panic!("{code} in the table"));
+        assert!(!known.is_retryable(), "{code} is not retryable");
+    }
+    assert_eq!(ErrorCode::ALL.len(), retry.len() + no_retry.len());
 }
 
 fn one(id: &str) -> Vec<ImportItem> {
