@@ -201,6 +201,9 @@ python3 -c "print('ratio timacct/baseline: %.2f' % ($IMP_RPS * 100 / $BASE_RATE)
 echo "== auth cost on the hot path"
 # A cost probe inside the server crate: authentication is not public API.
 TIMACCT_RPS="$TIMACCT_RPS" cargo test --release -q -p timacct-server --lib cost_of_auth -- --ignored --nocapture 2>/dev/null | grep '^auth ' 
+echo "== metrics cost per request"
+# Also a probe inside the server crate: the metrics are not public API either.
+cargo test --release -q -p timacct-server --lib cost_of_recording_a_request -- --ignored --nocapture 2>/dev/null | grep '^metrics '
 
 if [ -z "${QUICK:-}" ]; then
   echo "== scale: start-up time and memory"

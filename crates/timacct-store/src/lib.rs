@@ -18,8 +18,10 @@
 //! - `sqlite` (default): `SqliteStore`, one SQLite file (SQLite is bundled).
 //! - `postgres`: `PostgresStore`, a PostgreSQL database shared by several instances
 //!   (tokio-postgres, deadpool).
-//! - `test-support`, for tests only: the `conformance` suite (`conformance_suite!`) and,
-//!   with `postgres`, `postgres::TestDatabase`, which creates and drops throwaway databases.
+//! - `test-support`, for tests only: the `conformance` suite (`conformance_suite!`);
+//!   with `postgres`, `postgres::TestDatabase`, which creates and drops throwaway databases;
+//!   with `sqlite`, `SqliteStore::open_holding_index_load`, which holds the start-up index
+//!   load so that a test can meet the path that answers from the file meanwhile.
 //!
 //! With no engine the crate still holds the trait and the domain types, which is all a
 //! library that is handed a store (the HTTP server) needs.
@@ -43,6 +45,8 @@ pub use model::{
 pub use open::{open, OpenOptions, OpenedStore, PostgresOptions, Target};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(all(feature = "sqlite", feature = "test-support"))]
+pub use sqlite::IndexLoadHold;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

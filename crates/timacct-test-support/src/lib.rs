@@ -9,7 +9,8 @@
 //!   where they are missing unless CI says they must be there;
 //! - [`proxy`]: a fault-injecting HTTP proxy between a client and the real server, and a port
 //!   nothing listens on;
-//! - [`tally`]: what concurrent writers did to each UserID, checked against the final state.
+//! - [`tally`]: what concurrent writers did to each UserID, checked against the final state;
+//! - [`flood`]: as many calls as the machine can send, timed, for the rate-limit tests.
 //!
 //! Everything here is real: the server is `timacct_server`'s own over a real SQLite file (or
 //! the store a test brings), spoken to over real sockets. Nothing is mocked; where a test
@@ -22,6 +23,7 @@
 
 pub mod apps;
 pub mod envelope;
+pub mod flood;
 pub mod proxy;
 pub mod server;
 pub mod services;
@@ -30,6 +32,7 @@ pub mod usersig;
 
 pub use apps::*;
 pub use envelope::{check_envelope, compact, parse_answer, parse_head, Reply};
+pub use flood::{bucket_ceiling, flood, Flood, Shot};
 pub use proxy::{closed_port, Fault, FaultProxy, Seen};
 pub use server::{spawn_app, spawn_limited, spawn_with, Caller, Spawn, TestServer, TestStore};
 pub use services::{database, in_ci, redis, services, Services, TestRedis};

@@ -34,13 +34,22 @@ pub(crate) async fn answer(state: &AppState, app: &App, body: &[u8]) -> Reply {
             }
         };
 
-    // Every valid entry is applied in order, so the stored profile is the last one given; a
-    // repeated UserID fails only if its last entry failed (the last entry wins).
+    // The last entry of a UserID decides what happens to it (DECISIONS: the last entry wins).
+    // If it is refused here (a profile field over 500 bytes), so is the UserID: it goes to
+    // FailAccounts and none of its entries is applied, so that what is stored agrees with the
+    // answer. Otherwise its valid entries are applied in order, each over the one before (a
+    // field an entry leaves out keeps the earlier entry's value), and the store's outcome for
+    // the last one is the UserID's.
+    let mut last_refused: HashMap<&str, bool> = HashMap::with_capacity(entries.len());
+    for (raw, nick, face_url) in &entries {
+        last_refused.insert(raw.as_str(), profile_too_long(nick, face_url).is_some());
+    }
     let mut items = Vec::with_capacity(entries.len());
     let mut applied: Vec<Option<usize>> = Vec::with_capacity(entries.len());
     for (raw, nick, face_url) in &entries {
+        let refused = last_refused.get(raw.as_str()).copied().unwrap_or(true);
         match UserId::parse(raw.as_str()) {
-            Ok(user_id) if profile_too_long(nick, face_url).is_none() => {
+            Ok(user_id) if !refused && profile_too_long(nick, face_url).is_none() => {
                 applied.push(Some(items.len()));
                 items.push(ImportItem {
                     user_id,

@@ -134,9 +134,14 @@ struct Bucket {
 }
 
 impl LocalBuckets {
-    /// Buckets for the given limits.
+    /// Buckets for the given limits, full now.
     pub fn new(limits: &RateLimitPolicy) -> Self {
-        let now = Instant::now();
+        Self::new_at(limits, Instant::now())
+    }
+
+    /// Buckets for the given limits, full at `now`. The clock is the caller's: the server
+    /// passes [`Instant::now`], tests pass instants of their own choosing.
+    pub fn new_at(limits: &RateLimitPolicy, now: Instant) -> Self {
         LocalBuckets {
             buckets: PerApi::from_fn(|api| {
                 limits.limit(api).map(|rate| {
@@ -151,15 +156,22 @@ impl LocalBuckets {
         }
     }
 
-    /// Take one call from `api`'s bucket; `false` means over the limit.
+    /// Take one call from `api`'s bucket now; `false` means over the limit.
     pub fn allow(&self, api: Api) -> bool {
+        self.allow_at(api, Instant::now())
+    }
+
+    /// Take one call from `api`'s bucket at `now`; `false` means over the limit. An instant
+    /// before the bucket's last call adds nothing (time never runs backwards for a bucket).
+    pub fn allow_at(&self, api: Api, now: Instant) -> bool {
         let Some(bucket) = &self.buckets[api] else {
             return true;
         };
         let mut b = bucket.lock();
-        let now = Instant::now();
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.last = now;
+        // A caller that read the clock before another took the lock must not move the
+        // bucket's time back, or the refill between the two would be counted twice.
+        b.last = b.last.max(now);
         b.tokens = (b.tokens + elapsed * b.rate).min(b.rate);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -336,6 +348,129 @@ fn describe(info: &redis::ConnectionInfo) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The documented defaults (`DECISIONS.md`, Rate limits; `docs/protocol.md` §8), in calls
+    /// per second: written out here, not read from the code under test.
+    const DOCUMENTED: [(Api, u32); 6] = [
+        (Api::AccountImport, 200),
+        (Api::MultiAccountImport, 100),
+        (Api::AccountCheck, 100),
+        (Api::AccountDelete, 100),
+        (Api::Kick, 200),
+        (Api::QueryOnlineStatus, 200),
+    ];
+
+    /// How many calls `api`'s bucket grants at `at`, taking until the first refusal (which
+    /// takes nothing).
+    fn drain(buckets: &LocalBuckets, api: Api, at: Instant) -> u32 {
+        let mut granted = 0;
+        while buckets.allow_at(api, at) {
+            granted += 1;
+            assert!(granted <= 1_000_000, "{api:?}: the bucket never runs dry");
+        }
+        granted
+    }
+
+    #[test]
+    fn the_documented_table_names_every_api_once() {
+        let named: std::collections::HashSet<Api> = DOCUMENTED.iter().map(|(a, _)| *a).collect();
+        assert_eq!(named.len(), Api::COUNT);
+    }
+
+    #[test]
+    fn a_new_bucket_grants_one_second_of_the_documented_rate_at_once() {
+        let t0 = Instant::now();
+        let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+        for (api, limit) in DOCUMENTED {
+            assert_eq!(drain(&buckets, api, t0), limit, "{api:?}");
+            // Refused, and refusals take nothing: still refused at the same instant.
+            assert!(!buckets.allow_at(api, t0), "{api:?}");
+        }
+    }
+
+    #[test]
+    fn a_drained_bucket_refills_continuously_at_the_documented_rate() {
+        let t0 = Instant::now();
+        let ms = std::time::Duration::from_millis;
+        for (api, limit) in DOCUMENTED {
+            let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+            assert_eq!(drain(&buckets, api, t0), limit, "{api:?}");
+            // Half a second later, half a second's worth (no fixed window that waits for the
+            // next second); 1 ms short of it, one call less.
+            assert_eq!(
+                drain(&buckets, api, t0 + ms(499)),
+                limit * 499 / 1000,
+                "{api:?}"
+            );
+            let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+            drain(&buckets, api, t0);
+            assert_eq!(drain(&buckets, api, t0 + ms(500)), limit / 2, "{api:?}");
+            // One call's interval after that, exactly one more.
+            let interval = ms(1000 / u64::from(limit));
+            assert_eq!(drain(&buckets, api, t0 + ms(500) + interval), 1, "{api:?}");
+            // A whole second after the last call, a whole second's worth.
+            let later = t0 + ms(1500) + interval;
+            assert_eq!(drain(&buckets, api, later), limit, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn an_idle_bucket_holds_at_most_one_second_of_calls() {
+        let t0 = Instant::now();
+        let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+        for (api, limit) in DOCUMENTED {
+            // An hour of idling saves up no more than the burst of one second.
+            let hour = t0 + std::time::Duration::from_secs(3600);
+            assert_eq!(drain(&buckets, api, hour), limit, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn each_api_has_a_bucket_of_its_own() {
+        let t0 = Instant::now();
+        let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+        assert_eq!(drain(&buckets, Api::AccountCheck, t0), 100);
+        assert_eq!(drain(&buckets, Api::AccountImport, t0), 200);
+        assert_eq!(drain(&buckets, Api::AccountDelete, t0), 100);
+        assert!(!buckets.allow_at(Api::AccountCheck, t0));
+    }
+
+    #[test]
+    fn explicit_numbers_replace_only_the_apis_they_name_and_off_is_unlimited() {
+        let t0 = Instant::now();
+        let custom = RateLimitPolicy::Custom([(Api::AccountCheck, 5)].into_iter().collect());
+        let buckets = LocalBuckets::new_at(&custom, t0);
+        assert_eq!(drain(&buckets, Api::AccountCheck, t0), 5);
+        assert_eq!(
+            drain(
+                &buckets,
+                Api::AccountCheck,
+                t0 + std::time::Duration::from_millis(200)
+            ),
+            1
+        );
+        assert_eq!(drain(&buckets, Api::AccountImport, t0), 200);
+        assert_eq!(drain(&buckets, Api::MultiAccountImport, t0), 100);
+
+        let off = LocalBuckets::new_at(&RateLimitPolicy::Off, t0);
+        for (api, _) in DOCUMENTED {
+            assert!((0..10_000).all(|_| off.allow_at(api, t0)), "{api:?}");
+        }
+    }
+
+    #[test]
+    fn a_clock_read_before_the_last_call_adds_nothing() {
+        // Callers read the clock before they take the bucket's lock, so one may arrive with an
+        // instant older than the last call's: it must not move the bucket back in time, or
+        // the refill in between would be granted twice.
+        let t0 = Instant::now();
+        let ms = std::time::Duration::from_millis;
+        let buckets = LocalBuckets::new_at(&RateLimitPolicy::Tencent, t0);
+        drain(&buckets, Api::AccountImport, t0);
+        assert!(buckets.allow_at(Api::AccountImport, t0 + ms(1000)));
+        assert!(buckets.allow_at(Api::AccountImport, t0 + ms(500)));
+        assert_eq!(drain(&buckets, Api::AccountImport, t0 + ms(1000)), 198);
+    }
 
     #[test]
     fn redis_descriptions_never_carry_the_password() {

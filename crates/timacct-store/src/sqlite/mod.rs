@@ -70,7 +70,24 @@ struct Inner {
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), None)
+    }
+
+    /// [`SqliteStore::open`], with the writer thread held before it loads the account index
+    /// until the [`IndexLoadHold`] is released (or dropped). Meanwhile `account_check` is
+    /// answered from the database, as it is during a real start-up, and writes wait in the
+    /// writer's queue: a test of that path no longer depends on how fast the index loads.
+    #[cfg(feature = "test-support")]
+    pub fn open_holding_index_load(
+        path: impl AsRef<Path>,
+    ) -> Result<(SqliteStore, IndexLoadHold), StoreError> {
+        let (release, held) = mpsc::channel();
+        let store = Self::open_with(path.as_ref(), Some(held))?;
+        Ok((store, IndexLoadHold(Some(release))))
+    }
+
+    fn open_with(path: &Path, hold: Option<mpsc::Receiver<()>>) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
@@ -96,7 +113,7 @@ impl SqliteStore {
         let writer = Writer::new(conn, index.clone(), index_ready.clone());
         let handle = std::thread::Builder::new()
             .name("timacct-sqlite-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, hold))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -162,6 +179,22 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Holds a store opened with [`SqliteStore::open_holding_index_load`] before its index load;
+/// [`IndexLoadHold::release`] (or dropping it) lets the load start. Tests only.
+#[cfg(feature = "test-support")]
+#[derive(Debug)]
+pub struct IndexLoadHold(Option<mpsc::Sender<()>>);
+
+#[cfg(feature = "test-support")]
+impl IndexLoadHold {
+    /// Let the writer load the index and then serve the writes queued meanwhile.
+    pub fn release(mut self) {
+        if let Some(release) = self.0.take() {
+            let _ = release.send(());
+        }
     }
 }
 

@@ -177,8 +177,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Serve writes until every sender is gone.
-    pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) {
+    /// Serve writes until every sender is gone. With `hold` (tests only), wait until it is
+    /// released or dropped before loading the index.
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Job>, hold: Option<mpsc::Receiver<()>>) {
+        if let Some(hold) = hold {
+            // A message or a dropped sender: either way, go on.
+            let _ = hold.recv();
+        }
         if let Err(e) = self.load_index() {
             // Reads keep going to the database; only the fast path is lost.
             tracing::error!(error = %e, "cannot load the account index; account_check will query SQLite");

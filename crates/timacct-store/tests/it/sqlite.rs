@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use timacct_store::{
-    AccountStore, ImportItem, ImportPolicy, OpenOptions, SqliteStore, StoreError, UserId,
+    AccountStore, ImportItem, ImportOutcome, ImportPolicy, OpenOptions, SqliteStore, StoreError,
+    UserId,
 };
 
-use crate::common::{policy, refs};
+use crate::common::{id, policy, refs};
 
 async fn fresh() -> Arc<dyn AccountStore> {
     let dir = tempfile::tempdir().unwrap();
@@ -116,6 +117,69 @@ async fn in_memory_index_follows_commits_and_reloads() {
     let seen = store.check(7, &refs(&["a", "b", "c", "d"])).await.unwrap();
     assert_eq!(seen, vec![true, false, true, false]);
     assert_eq!(store.check(8, &refs(&["a"])).await.unwrap(), vec![false]);
+}
+
+/// Until the writer has loaded the index, `account_check` is answered from the file, exactly
+/// as from memory afterwards: held with the test hook, so that this path is always taken
+/// (without it, it is taken only while a real start-up is loading). Writes wait meanwhile and
+/// are served once the load is done, and the index then holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_answers_from_the_file_while_the_index_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timacct.db");
+    let stored = ["Alice", "e\u{301}", "用户", "a b"];
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let items = stored.iter().map(|s| ImportItem::id_only(id(s))).collect();
+        store.import(7, items, policy(1)).await.unwrap();
+        store
+            .import(8, vec![ImportItem::id_only(id("other-app"))], policy(1))
+            .await
+            .unwrap();
+        store.close();
+    }
+    let asked = [
+        "Alice",
+        "alice",
+        "e\u{301}",
+        "\u{e9}",
+        "用户",
+        "用户 ",
+        "a b",
+        "other-app",
+    ];
+    let want = vec![true, false, true, false, true, false, true, false];
+
+    let (store, hold) = SqliteStore::open_holding_index_load(&path).unwrap();
+    for _ in 0..3 {
+        assert!(!store.index_ready());
+        assert_eq!(store.check(7, &refs(&asked)).await.unwrap(), want);
+        assert_eq!(
+            store
+                .check(8, &refs(&["other-app", "Alice"]))
+                .await
+                .unwrap(),
+            [true, false]
+        );
+        assert_eq!(store.check(9, &refs(&["Alice"])).await.unwrap(), [false]);
+    }
+    // A write meanwhile waits for the load.
+    let writer = store.clone();
+    let late = tokio::spawn(async move {
+        writer
+            .import(7, vec![ImportItem::id_only(id("late"))], policy(2))
+            .await
+            .unwrap()
+    });
+    assert!(!store.index_ready());
+    assert_eq!(store.check(7, &refs(&["late"])).await.unwrap(), [false]);
+
+    hold.release();
+    assert_eq!(late.await.unwrap(), [ImportOutcome::Created]);
+    wait_for_index(&store).await;
+    assert_eq!(store.check(7, &refs(&asked)).await.unwrap(), want);
+    assert_eq!(store.check(7, &refs(&["late"])).await.unwrap(), [true]);
+    store.close();
 }
 
 /// `timacct_store::open` on a `sqlite:` target opens that file (creating its directory),
