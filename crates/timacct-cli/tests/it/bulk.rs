@@ -931,7 +931,7 @@ fn on_a_terminal_rows_are_a_table_and_a_long_job_shows_a_progress_bar() {
         ],
         "",
     ) else {
-        eprintln!("skipped: util-linux `script` is not installed");
+        no_script();
         return;
     };
     assert_eq!(code, Some(0), "{screen}");
@@ -968,7 +968,7 @@ fn on_a_terminal_ctrl_c_clears_the_bar_and_the_summary_comes_last() {
     let file = write_lines(dir.path(), "ids.txt", &all);
     let args = ["import", "--rate", "2", "--file", file.to_str().unwrap()];
     let Some(mut child) = start_on_a_terminal(&server, &args) else {
-        eprintln!("skipped: util-linux `script` is not installed");
+        no_script();
         return;
     };
     // Kept open until the end: `script` would pass on an end of input.
@@ -1112,7 +1112,7 @@ fn on_a_terminal_delete_asks_and_only_yes_deletes() {
     let server = Server::start("\"tencent\"");
     assert_eq!(server.run(&["import", "q1", "q2"]).code, Some(0));
     let Some((code, screen)) = on_a_terminal(&server, &["delete", "q1", "q2"], "n\n") else {
-        eprintln!("skipped: util-linux `script` is not installed");
+        no_script();
         return;
     };
     assert_eq!(code, Some(2), "{screen}");
@@ -1130,4 +1130,14 @@ fn on_a_terminal_delete_asks_and_only_yes_deletes() {
     let run = server.run(&["check", "q1", "q2"]);
     let results: Vec<Value> = run.rows().iter().map(|r| r["Result"].clone()).collect();
     assert_eq!(results, ["NotImported", "Imported"]);
+}
+
+/// Without util-linux `script` there is no terminal to test on: outside CI the test says so
+/// and passes; in CI (which installs `script`) that is a failure, never a silent skip.
+fn no_script() {
+    assert!(
+        !timacct_test_support::in_ci(),
+        "util-linux `script` is not installed, and CI must run the terminal tests"
+    );
+    eprintln!("skipped: util-linux `script` is not installed");
 }
