@@ -72,17 +72,7 @@ pub(super) fn build(url: &str, options: &PostgresOptions) -> Result<(Pool, Strin
 impl PostgresStore {
     /// A connection from the pool (opened if none is idle), within the checkout timeout.
     pub(super) async fn checkout(&self) -> Result<Conn, StoreError> {
-        match self.pool.get().await {
-            Ok(obj) => Ok(Conn {
-                obj: Some(obj),
-                keep: false,
-            }),
-            Err(deadpool_postgres::PoolError::Closed) => Err(StoreError::Closed),
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "no database connection: {}",
-                describe(&e)
-            ))),
-        }
+        checkout_from(&self.pool).await
     }
 
     /// Run one call under the call timeout. The future owns its connection guard, so a call
@@ -91,13 +81,37 @@ impl PostgresStore {
         &self,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.options.call_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "database call timed out after {} ms",
-                self.options.call_timeout.as_millis()
-            ))),
-        }
+        bounded_by(&self.options, call).await
+    }
+}
+
+/// [`PostgresStore::checkout`], for the store's background tasks, which hold the pool but
+/// not the store.
+pub(super) async fn checkout_from(pool: &Pool) -> Result<Conn, StoreError> {
+    match pool.get().await {
+        Ok(obj) => Ok(Conn {
+            obj: Some(obj),
+            keep: false,
+        }),
+        Err(deadpool_postgres::PoolError::Closed) => Err(StoreError::Closed),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "no database connection: {}",
+            describe(&e)
+        ))),
+    }
+}
+
+/// [`PostgresStore::bounded`], for the store's background tasks.
+pub(super) async fn bounded_by<T>(
+    options: &PostgresOptions,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(options.call_timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "database call timed out after {} ms",
+            options.call_timeout.as_millis()
+        ))),
     }
 }
 
@@ -116,6 +130,11 @@ impl Conn {
     /// Mark the call a success: the connection goes back to the pool.
     pub(super) fn keep(&mut self) {
         self.keep = true;
+    }
+
+    /// The connection, shared, for reads that need no `&mut`.
+    pub(super) fn client_ref(&self) -> Result<&deadpool_postgres::ClientWrapper, StoreError> {
+        self.obj.as_deref().ok_or(StoreError::Closed)
     }
 
     /// The connection, for the call using it.
