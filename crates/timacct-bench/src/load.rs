@@ -334,7 +334,7 @@ async fn wait_until(t: Instant) {
 
 /// Read one HTTP/1.1 response with a `content-length` (what timacct and nginx send) into
 /// `buf`; whether its status is 200, and its body.
-async fn read_response<'b>(
+pub(crate) async fn read_response<'b>(
     stream: &mut tokio::net::TcpStream,
     buf: &'b mut Vec<u8>,
 ) -> anyhow::Result<(bool, &'b [u8])> {

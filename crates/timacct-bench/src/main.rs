@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
+mod mixed;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -55,6 +56,20 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         over_us: u64,
     },
+    /// Correctness under load: two in-process instances on the (empty) PostgreSQL database
+    /// `database`, a mixed load of imports, deletes and checks of overlapping UserIDs, every
+    /// answer checked against the acknowledged ones (see `mixed.rs`). Fails on any violation
+    /// or error answer.
+    Mixed {
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 48)]
+        ids: usize,
+    },
     /// Print an admin UserSig.
     Sig {
         #[arg(long)]
@@ -72,6 +87,25 @@ fn main() -> anyhow::Result<()> {
             accounts,
         } => populate(data_dir, sdkappid, accounts),
         Command::Load(args) => load::run(args),
+        Command::Mixed {
+            database,
+            seconds,
+            clients,
+            ids,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(mixed::run(mixed::MixedOptions {
+                database_url: database,
+                duration: std::time::Duration::from_secs_f64(seconds),
+                clients,
+                ids,
+                seed: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_nanos() as u64,
+            }))?;
+            println!("{report}");
+            Ok(())
+        }
         Command::SqliteBaseline { db, rows, batch } => sqlite_baseline(db, rows, batch),
         Command::Hiccups { seconds, over_us } => {
             hiccups(seconds, over_us);
