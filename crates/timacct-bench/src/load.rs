@@ -21,7 +21,8 @@ pub enum Mode {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// host:port of the server.
+    /// host:port of the server; several, comma-separated, spread the connections over
+    /// several instances in turn.
     #[arg(long)]
     addr: String,
     #[arg(long, value_enum)]
@@ -48,6 +49,10 @@ pub struct LoadArgs {
     /// First import ID number (so repeated runs import new IDs).
     #[arg(long, default_value_t = 100_000_000)]
     import_base: u64,
+    /// Also print the answers counted in each second of the run (`timeline=n1,n2,...`), to
+    /// show the first second after a start.
+    #[arg(long)]
+    timeline: bool,
     /// Label printed with the figures.
     #[arg(long, default_value = "load")]
     label: String,
@@ -188,12 +193,15 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         let static_request = static_request.clone();
         let request = request.clone();
         let slots = slots.clone();
+        let addrs: Vec<String> = args.addr.split(',').map(str::to_owned).collect();
+        let addr = addrs[c % addrs.len()].clone();
         tasks.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(&args.addr).await?;
+            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
             stream.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
             let mut on_wire: Vec<u32> = Vec::new();
+            let mut seconds: Vec<u64> = Vec::new();
             // Every connection is open before the clock starts: the closed loop counts its
             // requests from `start` too.
             tokio::time::sleep_until(start.into()).await;
@@ -245,16 +253,30 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                 }
                 latencies.push(micros(started.elapsed()));
                 on_wire.push(micros(sent.elapsed()));
+                let second = Instant::now().saturating_duration_since(start).as_secs() as usize;
+                if args.timeline {
+                    if seconds.len() <= second {
+                        seconds.resize(second + 1, 0);
+                    }
+                    seconds[second] += 1;
+                }
             }
-            anyhow::Ok((latencies, on_wire))
+            anyhow::Ok((latencies, on_wire, seconds))
         }));
     }
     let mut all = Vec::new();
     let mut wire = Vec::new();
+    let mut timeline: Vec<u64> = Vec::new();
     for t in tasks {
-        let (latencies, on_wire) = t.await??;
+        let (latencies, on_wire, seconds) = t.await??;
         all.extend(latencies);
         wire.extend(on_wire);
+        if timeline.len() < seconds.len() {
+            timeline.resize(seconds.len(), 0);
+        }
+        for (total, n) in timeline.iter_mut().zip(seconds) {
+            *total += n;
+        }
     }
     wire.sort_unstable();
     let secs = start.elapsed().as_secs_f64().min(args.duration).max(1e-9);
@@ -290,6 +312,14 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             percentile(&lags, 0.99),
             lags.last().copied().unwrap_or(0)
         );
+    }
+    if args.timeline {
+        let per_second: Vec<String> = timeline
+            .iter()
+            .take(args.duration.ceil() as usize)
+            .map(u64::to_string)
+            .collect();
+        print!(" timeline={}", per_second.join(","));
     }
     println!();
     Ok(())

@@ -14,6 +14,7 @@ mod load;
 mod mixed;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -27,10 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Import `accounts` accounts named `u00000000`, `u00000001`, ... into `data_dir`.
+    /// Import `accounts` accounts named `u00000000`, `u00000001`, ... into `data_dir` (SQLite)
+    /// or, with `--database`, into that PostgreSQL database.
     Populate {
-        #[arg(long)]
+        #[arg(long, default_value = ".")]
         data_dir: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
         #[arg(long)]
         sdkappid: u32,
         #[arg(long)]
@@ -83,9 +87,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Populate {
             data_dir,
+            database,
             sdkappid,
             accounts,
-        } => populate(data_dir, sdkappid, accounts),
+        } => populate(data_dir, database, sdkappid, accounts),
         Command::Load(args) => load::run(args),
         Command::Mixed {
             database,
@@ -159,10 +164,24 @@ pub fn account_name(i: u64) -> String {
     format!("u{i:08}")
 }
 
-fn populate(data_dir: PathBuf, sdkappid: u32, accounts: u64) -> anyhow::Result<()> {
+fn populate(
+    data_dir: PathBuf,
+    database: Option<String>,
+    sdkappid: u32,
+    accounts: u64,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let store = SqliteStore::open(data_dir.join("timacct.db"))?;
+        let (store, close): (Arc<dyn AccountStore>, Box<dyn FnOnce()>) = match database {
+            Some(url) => {
+                let pg = timacct_store::PostgresStore::connect(&url).await?;
+                (Arc::new(pg.clone()), Box::new(move || pg.close()))
+            }
+            None => {
+                let sqlite = SqliteStore::open(data_dir.join("timacct.db"))?;
+                (Arc::new(sqlite.clone()), Box::new(move || sqlite.close()))
+            }
+        };
         let existing = store.account_count(sdkappid).await?;
         let start = Instant::now();
         let mut i = existing;
@@ -184,7 +203,7 @@ fn populate(data_dir: PathBuf, sdkappid: u32, accounts: u64) -> anyhow::Result<(
                 .await?;
             i = end;
         }
-        store.close();
+        close();
         eprintln!(
             "populated {} accounts ({} new) in {:.1}s",
             accounts,
