@@ -58,12 +58,20 @@ pub struct LoadArgs {
     label: String,
 }
 
+/// How many different `account_check` bodies are sent in turn: enough that their 51,200
+/// imported and unknown UserIDs spread over the whole index, so that the look-ups miss the
+/// CPU caches as real traffic would (one fixed body keeps its 100 entries cached).
+pub(crate) const CHECK_BODIES: u64 = 1024;
+
 struct Shared {
     next_import: AtomicU64,
     errors: AtomicU64,
 }
 
-fn check_body(seed: u64, accounts: u64) -> String {
+/// The `account_check` body number `seed`: 100 pseudo-random UserIDs, the even ones among
+/// the first `accounts` (imported), the odd ones never imported. `timacct-bench bodies`
+/// writes the same bodies for wrk, so that both generators send the same requests.
+pub(crate) fn check_body(seed: u64, accounts: u64) -> String {
     let mut s = String::with_capacity(3200);
     s.push_str("{\"CheckItem\":[");
     let mut x = seed
@@ -146,7 +154,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     // over a raw socket: a full HTTP client library cost as much CPU as the server being
     // measured, and the generator must never be the bottleneck.
     let check_requests: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..1024)
+        (0..CHECK_BODIES)
             .map(|i| request(check_body(i, args.accounts).as_bytes()))
             .collect(),
     );
@@ -225,7 +233,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                 };
                 let import;
                 let req: &[u8] = match args.mode {
-                    Mode::Check => &check_requests[(n % 1024) as usize],
+                    Mode::Check => &check_requests[(n % CHECK_BODIES) as usize],
                     Mode::Import => {
                         import = request(
                             import_body(shared.next_import.fetch_add(100, Ordering::Relaxed))

@@ -74,6 +74,13 @@ enum Command {
         #[arg(long, default_value_t = 48)]
         ids: usize,
     },
+    /// Write the load generator's `account_check` bodies, one per line, for wrk.
+    Bodies {
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = load::CHECK_BODIES)]
+        count: u64,
+    },
     /// Print an admin UserSig.
     Sig {
         #[arg(long)]
@@ -92,6 +99,12 @@ fn main() -> anyhow::Result<()> {
             accounts,
         } => populate(data_dir, database, sdkappid, accounts),
         Command::Load(args) => load::run(args),
+        Command::Bodies { accounts, count } => {
+            for i in 0..count {
+                println!("{}", load::check_body(i, accounts));
+            }
+            Ok(())
+        }
         Command::Mixed {
             database,
             seconds,
