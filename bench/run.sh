@@ -167,7 +167,7 @@ http {
   default_type application/json;
   keepalive_requests 1000000000;
   # Tuned to be as fast as nginx gets at this: the strictest floor.
-  open_file_cache max=16 inactive=60s;
+  open_file_cache max=2048 inactive=60s;
   open_file_cache_valid 60s;
   sendfile on;
   tcp_nodelay on;
