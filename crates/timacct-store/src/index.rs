@@ -81,7 +81,6 @@ impl AccountIndex {
     }
 
     /// Number of UserIDs held, over all apps.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.apps.values().map(|a| a.len).sum()
     }

@@ -16,8 +16,10 @@
 //! What it keeps: each call is planned in queue order against the state the calls before it
 //! left (per-item outcomes, `max_accounts` and tombstones exactly as if each had committed
 //! alone), and the group runs under the app's advisory lock like any write, so writes
-//! through other instances are still serialized with it. If the transaction fails, every call
-//! of the group fails with the same retryable error, and none of them was applied.
+//! through other instances are still serialized with it. If the transaction fails, none of
+//! its calls was applied: when the database refused the data of some call (a data or
+//! constraint error), each call is then applied alone, so that only the faulty one fails;
+//! otherwise (unreachable, timed out) every call of the group gets the same retryable error.
 
 use std::collections::HashMap;
 
@@ -110,28 +112,36 @@ async fn committer(
             }
         }
         let calls: Vec<&ImportCall> = group.iter().map(|(c, _)| c).collect();
-        let result = bounded_by(&options, async {
-            let mut conn = checkout_from(&pool).await?;
-            let out = import_group_in(conn.client()?, app, &calls).await?;
-            conn.keep();
-            Ok(out)
-        })
-        .await;
-        match result {
-            Ok(outcomes) if outcomes.len() == group.len() => {
+        match commit(&pool, &options, app, &calls).await {
+            Ok(Ok(outcomes)) if outcomes.len() == group.len() => {
                 for ((_, reply), out) in group.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; the write stands either way.
                     let _ = reply.send(Ok(out));
                 }
             }
-            Ok(_) => {
+            Ok(Ok(_)) => {
                 for (_, reply) in group.drain(..) {
                     let _ = reply.send(Err(StoreError::Unavailable(
                         "a group commit answered the wrong number of calls".into(),
                     )));
                 }
             }
-            Err(e) => {
+            // The database refused something in the data of one of the calls: apply each
+            // call alone, so that the others do not fail with it.
+            Ok(Err(e)) if group.len() > 1 => {
+                tracing::warn!(app, error = %e, calls = group.len(), "a group commit was refused; applying its calls one by one");
+                for (call, reply) in group.drain(..) {
+                    let result = match commit(&pool, &options, app, &[&call]).await {
+                        Ok(Ok(mut out)) if out.len() == 1 => Ok(out.remove(0)),
+                        Ok(Ok(_)) => Err(StoreError::Unavailable(
+                            "a commit answered the wrong number of calls".into(),
+                        )),
+                        Ok(Err(e)) | Err(e) => Err(e),
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            Ok(Err(e)) | Err(e) => {
                 for (_, reply) in group.drain(..) {
                     let _ = reply.send(Err(match &e {
                         StoreError::Closed => StoreError::Closed,
@@ -141,4 +151,35 @@ async fn committer(
             }
         }
     }
+}
+
+/// One transaction for `calls`. `Ok(Err(_))` when the database refused something in the
+/// calls' data (a data or constraint error), which retrying the calls one by one can isolate;
+/// `Err(_)` for everything else (unreachable, timed out, closed), which it cannot.
+async fn commit(
+    pool: &deadpool_postgres::Pool,
+    options: &PostgresOptions,
+    app: u32,
+    calls: &[&ImportCall],
+) -> Result<Result<Vec<Vec<ImportOutcome>>, StoreError>, StoreError> {
+    bounded_by(options, async {
+        let mut conn = checkout_from(pool).await?;
+        match import_group_in(conn.client()?, app, calls).await {
+            Ok(out) => {
+                conn.keep();
+                Ok(Ok(out))
+            }
+            Err(e) if refused_data(&e) => Ok(Err(StoreError::from(e))),
+            Err(e) => Err(StoreError::from(e)),
+        }
+    })
+    .await
+}
+
+/// Whether PostgreSQL refused a statement for its data (SQLSTATE classes 22, data
+/// exception, and 23, integrity constraint violation), not for the state of the server or
+/// of the connection.
+fn refused_data(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23")))
 }
