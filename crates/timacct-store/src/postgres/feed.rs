@@ -366,27 +366,40 @@ async fn sync(
     applied: i64,
 ) -> Result<i64, StoreError> {
     let mut conn = checkout_from(pool).await?;
-    let client = conn.client()?;
+    let client: &super::reads::Client = conn.client()?;
     let stmt = client.prepare_cached(SYNC).await?;
     let key = app_key(feed.app);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&key, &applied];
-    let rows = client.query_raw(&stmt, params).await?;
-    pin_mut!(rows);
-    let mut head = applied;
-    let mut changes = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        let kind: i16 = row.try_get(0)?;
-        let seq: i64 = row.try_get(1)?;
-        match kind {
-            0 => head = head.max(seq),
-            1 => changes.push(IndexChange::Insert(feed.app, row.try_get(2)?)),
-            _ => changes.push(IndexChange::Remove(feed.app, row.try_get(2)?)),
+    // In a read-only transaction with the generic plan, sent together in one round trip
+    // with the statement and the commit. The pool's connections force a custom plan (see
+    // `pool`), and planning this statement anew costs ten times its execution (0.43 ms
+    // against 0.08: the planner probes the sequence index for its true end on every
+    // `seq > $2`), while its one plan, three index range scans, is right for every value.
+    // A round's latency is what a check waits for, so it bounds the checks per second.
+    let begin =
+        client.batch_execute("BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan");
+    let (_, rows) = tokio::try_join!(begin, client.query_raw(&stmt, params))?;
+    let commit = client.batch_execute("COMMIT");
+    let read = async {
+        pin_mut!(rows);
+        let mut head = applied;
+        let mut changes = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            let kind: i16 = row.try_get(0)?;
+            let seq: i64 = row.try_get(1)?;
+            match kind {
+                0 => head = head.max(seq),
+                1 => changes.push(IndexChange::Insert(feed.app, row.try_get(2)?)),
+                _ => changes.push(IndexChange::Remove(feed.app, row.try_get(2)?)),
+            }
+            if changes.len() >= APPLY_CHUNK {
+                apply(feed, &mut changes).await?;
+            }
         }
-        if changes.len() >= APPLY_CHUNK {
-            apply(feed, &mut changes).await?;
-        }
-    }
-    apply(feed, &mut changes).await?;
+        apply(feed, &mut changes).await?;
+        Ok::<i64, StoreError>(head)
+    };
+    let (head, ()) = tokio::try_join!(read, async { commit.await.map_err(StoreError::from) })?;
     conn.keep();
     Ok(head)
 }
