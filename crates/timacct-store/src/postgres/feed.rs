@@ -92,9 +92,9 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// meanwhile).
 const RETRY: Duration = Duration::from_secs(1);
 /// How long a check of an app whose index is still loading waits for it before asking the
-/// database instead. An app first seen by a check is small (the apps the database held at
-/// start-up are loaded then), so its load is quick and the check, like every later one, is
-/// answered from memory; a big load is not waited for.
+/// database instead: a small app's load is quick, and its first check, like every later
+/// one, is then answered from memory; a big load (0.55 s for 3 million accounts) is not
+/// waited for.
 const FIRST_LOAD_WAIT: Duration = Duration::from_secs(1);
 /// How often an app's index catches up when no check asks it to: a small statement a few
 /// times a second per app, so that the first check after a burst of writes elsewhere does
@@ -131,8 +131,7 @@ pub(super) struct AppFeed {
     done: watch::Sender<Round>,
 }
 
-/// Every app's feed in this instance (one per app, started on the app's first check, or at
-/// start-up for the apps the database holds).
+/// Every app's feed in this instance (one per app, started on the app's first check).
 pub(super) struct Feeds {
     apps: Mutex<HashMap<u32, Arc<AppFeed>>>,
     /// Dropped by [`Feeds::close`] (or with the store): every follower task then ends.

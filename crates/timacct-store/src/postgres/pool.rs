@@ -139,11 +139,6 @@ impl Conn {
         self.keep = true;
     }
 
-    /// The connection, shared, for reads that need no `&mut`.
-    pub(super) fn client_ref(&self) -> Result<&deadpool_postgres::ClientWrapper, StoreError> {
-        self.obj.as_deref().ok_or(StoreError::Closed)
-    }
-
     /// The connection, for the call using it.
     pub(super) fn client(&mut self) -> Result<&mut deadpool_postgres::ClientWrapper, StoreError> {
         // `obj` is only taken by `drop`, so this never fails in practice.

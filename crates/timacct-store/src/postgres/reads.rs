@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::{Account, StoreError, UserId, UserIdRef};
+use crate::{Account, UserId, UserIdRef};
 
 /// A pooled connection, as every operation gets it.
 pub(super) type Client = deadpool_postgres::ClientWrapper;
@@ -23,24 +23,7 @@ const ACCOUNT: &str =
 pub(super) const COUNT: &str = "SELECT accounts FROM app_stats WHERE sdkappid = $1";
 
 /// The reads' statements, prepared when the pool is warmed.
-pub(super) const ALL: &[&str] = &[EXISTING, ACCOUNT, COUNT, APPS];
-/// Every app the database holds accounts for (or ever did).
-const APPS: &str = "SELECT sdkappid FROM app_stats";
-
-/// Every app the database knows, to load their indexes at start-up; SDKAppIDs that do not
-/// fit a u32 (never written by timacct) are skipped.
-pub(super) async fn apps_in(conn: &super::pool::Conn) -> Result<Vec<u32>, StoreError> {
-    let client = conn.client_ref()?;
-    let stmt = client.prepare_cached(APPS).await?;
-    let mut apps = Vec::new();
-    for row in client.query(&stmt, &[]).await? {
-        if let Ok(app) = u32::try_from(row.try_get::<_, i64>(0)?) {
-            apps.push(app);
-        }
-    }
-    Ok(apps)
-}
-
+pub(super) const ALL: &[&str] = &[EXISTING, ACCOUNT, COUNT];
 /// `check` while the app's in-memory index is not loaded yet (see [`super::feed`]): one query for the whole batch; an answer per id, in order.
 pub(super) async fn check_in(
     client: &mut Client,

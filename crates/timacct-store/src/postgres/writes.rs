@@ -94,6 +94,7 @@ pub(super) const ALL: &[&str] = &[
     SET_STATS,
     TOMBSTONES,
     INSERT_ACCOUNTS,
+    CREATE_NEW,
     UPDATE_PROFILES,
     CLEAR_TOMBSTONES,
     DELETE_ACCOUNTS,
@@ -133,6 +134,9 @@ pub(super) async fn import_group_in(
     app: u32,
     calls: &[&ImportCall],
 ) -> Result<Vec<Vec<ImportOutcome>>, tokio_postgres::Error> {
+    if calls.iter().all(|c| unlimited(&c.policy)) {
+        return import_unlimited_in(client, app, calls).await;
+    }
     let mut seen = HashSet::new();
     let ids: Vec<&str> = calls
         .iter()
@@ -264,6 +268,136 @@ pub(super) async fn import_group_in(
     tokio::try_join!(insert, clear, update, set_stats)?;
     txn.batch_execute("COMMIT").await?;
     Ok(outcomes)
+}
+
+/// Whether a policy lets every new UserID be created: no `max_accounts`, no re-import block.
+/// Then nothing needs to be known before writing (see [`import_unlimited_in`]).
+fn unlimited(policy: &ImportPolicy) -> bool {
+    policy.max_accounts.is_none() && !import_policy::needs_tombstones(policy)
+}
+
+/// Create accounts that do not exist yet, all in one statement, and return those created:
+/// the existence check and the insert in one pass over the primary key.
+pub(super) const CREATE_NEW: &str =
+    "INSERT INTO accounts (sdkappid, user_id, nick, face_url, created_at, seq)
+     SELECT $1, u.user_id, u.nick, u.face_url, u.created_at, $6
+     FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::int8[]) AS u(user_id, nick, face_url, created_at)
+     ON CONFLICT (sdkappid, user_id) DO NOTHING
+     RETURNING user_id";
+
+/// [`import_group_in`] when no call's policy can refuse an item (the trial plan, the
+/// default): every UserID of the group that does not exist is created, by the first call
+/// naming it, so there is nothing to read first. One statement inserts every UserID of the
+/// group with its folded profile (`ON CONFLICT DO NOTHING`) and returns those it created;
+/// the rest existed, and get their given fields written. The outcomes are what
+/// [`import_policy::plan`] decides for such a policy — the first occurrence of a created
+/// UserID in the group is `Created`, every other item `Updated` — which the conformance
+/// suite checks for both paths. Saves the existence query: a third of a group's time under
+/// the app's lock (3,200 UserIDs: 6.8 ms of about 16).
+async fn import_unlimited_in(
+    client: &mut Client,
+    app: u32,
+    calls: &[&ImportCall],
+) -> Result<Vec<Vec<ImportOutcome>>, tokio_postgres::Error> {
+    // The net change per UserID, in first-seen order: the first call naming a UserID creates
+    // it (with that call's clock), a later given field wins.
+    let mut net: Vec<Net<'_>> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for call in calls {
+        for item in &call.items {
+            let id = item.user_id.as_str();
+            let (nick, face_url) = (item.nick.as_deref(), item.face_url.as_deref());
+            match position.get(id).and_then(|&k| net.get_mut(k)) {
+                Some(n) => {
+                    n.nick = nick.or(n.nick);
+                    n.face_url = face_url.or(n.face_url);
+                }
+                None => {
+                    position.insert(id, net.len());
+                    net.push(Net {
+                        user_id: id,
+                        created_at: Some(call.policy.now),
+                        nick,
+                        face_url,
+                    });
+                }
+            }
+        }
+    }
+    let txn: &Client = client;
+    let (start, seq) = begin_locked(txn, app).await?;
+    let app = app_key(app);
+    let new_seq = seq + 1;
+    let mut all: Created<'_> = Default::default();
+    for n in &net {
+        all.0.push(n.user_id);
+        all.1.push(n.nick.unwrap_or("").as_bytes());
+        all.2.push(n.face_url.unwrap_or("").as_bytes());
+        all.3.push(n.created_at.unwrap_or(0));
+    }
+    let stmt = txn.prepare_cached(CREATE_NEW).await?;
+    let created: HashSet<String> = txn
+        .query(&stmt, &[&app, &all.0, &all.1, &all.2, &all.3, &new_seq])
+        .await?
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<_, _>>()?;
+    let created_ids: Vec<&str> = net
+        .iter()
+        .map(|n| n.user_id)
+        .filter(|id| created.contains(*id))
+        .collect();
+    let mut updated: Profiles<'_> = Default::default();
+    for n in net.iter().filter(|n| !created.contains(n.user_id)) {
+        if n.nick.is_some() || n.face_url.is_some() {
+            updated.0.push(n.user_id);
+            updated.1.push(n.nick.map(str::as_bytes));
+            updated.2.push(n.face_url.map(str::as_bytes));
+        }
+    }
+    let count = (start + created_ids.len() as u64) as i64;
+    let clear = async {
+        if created_ids.is_empty() {
+            return Ok(0);
+        }
+        let stmt = txn.prepare_cached(CLEAR_TOMBSTONES).await?;
+        txn.execute(&stmt, &[&app, &created_ids]).await
+    };
+    let update = async {
+        if updated.0.is_empty() {
+            return Ok(0);
+        }
+        let stmt = txn.prepare_cached(UPDATE_PROFILES).await?;
+        txn.execute(&stmt, &[&app, &updated.0, &updated.1, &updated.2])
+            .await
+    };
+    let set_stats = async {
+        // Only a change of which accounts exist moves the feed on.
+        if created_ids.is_empty() {
+            return Ok(0);
+        }
+        let stmt = txn.prepare_cached(SET_STATS).await?;
+        txn.execute(&stmt, &[&app, &count, &new_seq]).await
+    };
+    tokio::try_join!(clear, update, set_stats)?;
+    txn.batch_execute("COMMIT").await?;
+    let mut seen: HashSet<&str> = HashSet::with_capacity(net.len());
+    Ok(calls
+        .iter()
+        .map(|call| {
+            call.items
+                .iter()
+                .map(|item| {
+                    let id = item.user_id.as_str();
+                    if seen.insert(id) && created.contains(id) {
+                        ImportOutcome::Created
+                    } else {
+                        ImportOutcome::Updated
+                    }
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Whether a created account may have a tombstone to clear. When tombstones were read (some

@@ -395,13 +395,16 @@ async fn a_check_through_another_store_sees_every_acknowledged_write() {
     a.import(21, vec![ImportItem::id_only(id("seed"))], policy(1))
         .await
         .unwrap();
-    // Started after the app exists, so it loads the app's index at start-up.
+    // Started after the app exists: its index loads what is already there.
     let b = Arc::new(
         PostgresStore::connect_with(&db.url(), small_pool())
             .await
             .unwrap(),
     );
-    let _ = a.check(21, &refs(&["seed"])).await.unwrap();
+    // An app's index loads on its first check.
+    for store in [&a, &b] {
+        assert_eq!(store.check(21, &refs(&["seed"])).await.unwrap(), vec![true]);
+    }
     assert!(eventually(200, || a.index_ready(21) && b.index_ready(21)).await);
     let stop = Arc::new(AtomicBool::new(false));
     let mut noise = Vec::new();
