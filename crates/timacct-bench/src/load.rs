@@ -21,7 +21,8 @@ pub enum Mode {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// host:port of the server.
+    /// host:port of the server; several, comma-separated, spread the connections over
+    /// several instances in turn.
     #[arg(long)]
     addr: String,
     #[arg(long, value_enum)]
@@ -48,17 +49,29 @@ pub struct LoadArgs {
     /// First import ID number (so repeated runs import new IDs).
     #[arg(long, default_value_t = 100_000_000)]
     import_base: u64,
+    /// Also print the answers counted in each second of the run (`timeline=n1,n2,...`), to
+    /// show the first second after a start.
+    #[arg(long)]
+    timeline: bool,
     /// Label printed with the figures.
     #[arg(long, default_value = "load")]
     label: String,
 }
+
+/// How many different `account_check` bodies are sent in turn: enough that their 51,200
+/// imported and unknown UserIDs spread over the whole index, so that the look-ups miss the
+/// CPU caches as real traffic would (one fixed body keeps its 100 entries cached).
+pub(crate) const CHECK_BODIES: u64 = 1024;
 
 struct Shared {
     next_import: AtomicU64,
     errors: AtomicU64,
 }
 
-fn check_body(seed: u64, accounts: u64) -> String {
+/// The `account_check` body number `seed`: 100 pseudo-random UserIDs, the even ones among
+/// the first `accounts` (imported), the odd ones never imported. `timacct-bench bodies`
+/// writes the same bodies for wrk, so that both generators send the same requests.
+pub(crate) fn check_body(seed: u64, accounts: u64) -> String {
     let mut s = String::with_capacity(3200);
     s.push_str("{\"CheckItem\":[");
     let mut x = seed
@@ -141,7 +154,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     // over a raw socket: a full HTTP client library cost as much CPU as the server being
     // measured, and the generator must never be the bottleneck.
     let check_requests: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..1024)
+        (0..CHECK_BODIES)
             .map(|i| request(check_body(i, args.accounts).as_bytes()))
             .collect(),
     );
@@ -188,12 +201,15 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         let static_request = static_request.clone();
         let request = request.clone();
         let slots = slots.clone();
+        let addrs: Vec<String> = args.addr.split(',').map(str::to_owned).collect();
+        let addr = addrs[c % addrs.len()].clone();
         tasks.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(&args.addr).await?;
+            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
             stream.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(16 * 1024);
             let mut latencies: Vec<u32> = Vec::new();
             let mut on_wire: Vec<u32> = Vec::new();
+            let mut seconds: Vec<u64> = Vec::new();
             // Every connection is open before the clock starts: the closed loop counts its
             // requests from `start` too.
             tokio::time::sleep_until(start.into()).await;
@@ -217,7 +233,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                 };
                 let import;
                 let req: &[u8] = match args.mode {
-                    Mode::Check => &check_requests[(n % 1024) as usize],
+                    Mode::Check => &check_requests[(n % CHECK_BODIES) as usize],
                     Mode::Import => {
                         import = request(
                             import_body(shared.next_import.fetch_add(100, Ordering::Relaxed))
@@ -245,16 +261,30 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                 }
                 latencies.push(micros(started.elapsed()));
                 on_wire.push(micros(sent.elapsed()));
+                let second = Instant::now().saturating_duration_since(start).as_secs() as usize;
+                if args.timeline {
+                    if seconds.len() <= second {
+                        seconds.resize(second + 1, 0);
+                    }
+                    seconds[second] += 1;
+                }
             }
-            anyhow::Ok((latencies, on_wire))
+            anyhow::Ok((latencies, on_wire, seconds))
         }));
     }
     let mut all = Vec::new();
     let mut wire = Vec::new();
+    let mut timeline: Vec<u64> = Vec::new();
     for t in tasks {
-        let (latencies, on_wire) = t.await??;
+        let (latencies, on_wire, seconds) = t.await??;
         all.extend(latencies);
         wire.extend(on_wire);
+        if timeline.len() < seconds.len() {
+            timeline.resize(seconds.len(), 0);
+        }
+        for (total, n) in timeline.iter_mut().zip(seconds) {
+            *total += n;
+        }
     }
     wire.sort_unstable();
     let secs = start.elapsed().as_secs_f64().min(args.duration).max(1e-9);
@@ -290,6 +320,14 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             percentile(&lags, 0.99),
             lags.last().copied().unwrap_or(0)
         );
+    }
+    if args.timeline {
+        let per_second: Vec<String> = timeline
+            .iter()
+            .take(args.duration.ceil() as usize)
+            .map(u64::to_string)
+            .collect();
+        print!(" timeline={}", per_second.join(","));
     }
     println!();
     Ok(())
@@ -334,7 +372,7 @@ async fn wait_until(t: Instant) {
 
 /// Read one HTTP/1.1 response with a `content-length` (what timacct and nginx send) into
 /// `buf`; whether its status is 200, and its body.
-async fn read_response<'b>(
+pub(crate) async fn read_response<'b>(
     stream: &mut tokio::net::TcpStream,
     buf: &'b mut Vec<u8>,
 ) -> anyhow::Result<(bool, &'b [u8])> {

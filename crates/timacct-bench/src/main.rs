@@ -11,8 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
+mod mixed;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -26,10 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Import `accounts` accounts named `u00000000`, `u00000001`, ... into `data_dir`.
+    /// Import `accounts` accounts named `u00000000`, `u00000001`, ... into `data_dir` (SQLite)
+    /// or, with `--database`, into that PostgreSQL database.
     Populate {
-        #[arg(long)]
+        #[arg(long, default_value = ".")]
         data_dir: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
         #[arg(long)]
         sdkappid: u32,
         #[arg(long)]
@@ -55,6 +60,27 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         over_us: u64,
     },
+    /// Correctness under load: two in-process instances on the (empty) PostgreSQL database
+    /// `database`, a mixed load of imports, deletes and checks of overlapping UserIDs, every
+    /// answer checked against the acknowledged ones (see `mixed.rs`). Fails on any violation
+    /// or error answer.
+    Mixed {
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 48)]
+        ids: usize,
+    },
+    /// Write the load generator's `account_check` bodies, one per line, for wrk.
+    Bodies {
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = load::CHECK_BODIES)]
+        count: u64,
+    },
     /// Print an admin UserSig.
     Sig {
         #[arg(long)]
@@ -68,10 +94,36 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Populate {
             data_dir,
+            database,
             sdkappid,
             accounts,
-        } => populate(data_dir, sdkappid, accounts),
+        } => populate(data_dir, database, sdkappid, accounts),
         Command::Load(args) => load::run(args),
+        Command::Bodies { accounts, count } => {
+            for i in 0..count {
+                println!("{}", load::check_body(i, accounts));
+            }
+            Ok(())
+        }
+        Command::Mixed {
+            database,
+            seconds,
+            clients,
+            ids,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(mixed::run(mixed::MixedOptions {
+                database_url: database,
+                duration: std::time::Duration::from_secs_f64(seconds),
+                clients,
+                ids,
+                seed: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_nanos() as u64,
+            }))?;
+            println!("{report}");
+            Ok(())
+        }
         Command::SqliteBaseline { db, rows, batch } => sqlite_baseline(db, rows, batch),
         Command::Hiccups { seconds, over_us } => {
             hiccups(seconds, over_us);
@@ -125,10 +177,24 @@ pub fn account_name(i: u64) -> String {
     format!("u{i:08}")
 }
 
-fn populate(data_dir: PathBuf, sdkappid: u32, accounts: u64) -> anyhow::Result<()> {
+fn populate(
+    data_dir: PathBuf,
+    database: Option<String>,
+    sdkappid: u32,
+    accounts: u64,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let store = SqliteStore::open(data_dir.join("timacct.db"))?;
+        let (store, close): (Arc<dyn AccountStore>, Box<dyn FnOnce()>) = match database {
+            Some(url) => {
+                let pg = timacct_store::PostgresStore::connect(&url).await?;
+                (Arc::new(pg.clone()), Box::new(move || pg.close()))
+            }
+            None => {
+                let sqlite = SqliteStore::open(data_dir.join("timacct.db"))?;
+                (Arc::new(sqlite.clone()), Box::new(move || sqlite.close()))
+            }
+        };
         let existing = store.account_count(sdkappid).await?;
         let start = Instant::now();
         let mut i = existing;
@@ -150,7 +216,7 @@ fn populate(data_dir: PathBuf, sdkappid: u32, accounts: u64) -> anyhow::Result<(
                 .await?;
             i = end;
         }
-        store.close();
+        close();
         eprintln!(
             "populated {} accounts ({} new) in {:.1}s",
             accounts,

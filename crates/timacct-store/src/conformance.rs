@@ -25,7 +25,10 @@ macro_rules! conformance_suite {
             delete_then_check, delete_repeats_are_not_found, apps_are_isolated,
             max_accounts_limit, reimport_block, reimport_allowed_without_block,
             userids_are_case_sensitive_and_bytewise, concurrent_imports_share_commits,
-            account_count_tracks_imports_and_deletes);
+            account_count_tracks_imports_and_deletes, check_follows_every_write_at_once,
+            concurrent_imports_of_the_same_ids_create_each_once,
+            concurrent_imports_respect_max_accounts_exactly,
+            concurrent_imports_keep_each_calls_outcomes);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -336,4 +339,151 @@ pub async fn account_count_tracks_imports_and_deletes(store: Arc<dyn AccountStor
     assert_eq!(store.account_count(113).await.unwrap(), 3);
     store.delete(113, ids(&["a", "zz", "a"]), 2).await.unwrap();
     assert_eq!(store.account_count(113).await.unwrap(), 2);
+}
+
+/// A check right after an acknowledged import or delete sees it, every time: a backend that
+/// answers from memory must confirm it is up to date before answering, not merely soon.
+pub async fn check_follows_every_write_at_once(store: Arc<dyn AccountStore>) {
+    for round in 0..40 {
+        let name = format!("f{}", round % 3);
+        store
+            .import(114, plain(&[name.as_str()]), policy(round))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .check(114, &refs(&[name.as_str(), "never"]))
+                .await
+                .unwrap(),
+            vec![true, false],
+            "round {round}: an acknowledged import"
+        );
+        store
+            .delete(114, ids(&[name.as_str()]), round)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.check(114, &refs(&[name.as_str()])).await.unwrap(),
+            vec![false],
+            "round {round}: an acknowledged delete"
+        );
+    }
+}
+
+/// Concurrent imports naming the same UserIDs (which a backend may fold into one
+/// transaction) create each exactly once: one call gets `Created` for it, every other
+/// `Updated`, and the count holds each once.
+pub async fn concurrent_imports_of_the_same_ids_create_each_once(store: Arc<dyn AccountStore>) {
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Overlapping windows of 20 out of 40 UserIDs, in different orders.
+            let batch: Vec<String> = (0..20)
+                .map(|i| format!("o{}", (t * 3 + i * 7) % 40))
+                .collect();
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let out = store.import(115, plain(&refs), policy(1)).await.unwrap();
+            batch.into_iter().zip(out).collect::<Vec<_>>()
+        }));
+    }
+    let mut created = std::collections::HashMap::new();
+    let mut named = std::collections::HashSet::new();
+    for t in tasks {
+        for (user, outcome) in t.await.unwrap() {
+            named.insert(user.clone());
+            match outcome {
+                ImportOutcome::Created => *created.entry(user).or_insert(0) += 1,
+                ImportOutcome::Updated => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(created.values().all(|n| *n == 1), "{created:?}");
+    assert_eq!(created.len(), named.len());
+    assert_eq!(store.account_count(115).await.unwrap(), named.len() as u64);
+}
+
+/// Concurrent imports against `max_accounts` create exactly up to it, however they are
+/// grouped: the limit is decided on the count that the calls before each one left.
+pub async fn concurrent_imports_respect_max_accounts_exactly(store: Arc<dyn AccountStore>) {
+    let limited = ImportPolicy {
+        max_accounts: Some(37),
+        reimport_block_secs: None,
+        now: 1,
+    };
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<String> = (0..5).map(|k| format!("l{t}-{k}")).collect();
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            store.import(116, plain(&refs), limited).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let out = t.await.unwrap();
+        // Within one call, once the limit is reached nothing after it is created.
+        let first_refused = out.iter().position(|o| *o == ImportOutcome::LimitReached);
+        if let Some(k) = first_refused {
+            assert!(
+                out[k..].iter().all(|o| *o == ImportOutcome::LimitReached),
+                "{out:?}"
+            );
+        }
+        created += out.iter().filter(|o| **o == ImportOutcome::Created).count();
+    }
+    assert_eq!(created, 37);
+    assert_eq!(store.account_count(116).await.unwrap(), 37);
+}
+
+/// Concurrent calls each get their own outcomes, in their own order, with their own clock:
+/// a blocked re-import, a repeat within a call, a new account dated by its own call.
+pub async fn concurrent_imports_keep_each_calls_outcomes(store: Arc<dyn AccountStore>) {
+    let blocking = |now| ImportPolicy {
+        max_accounts: None,
+        reimport_block_secs: Some(1_000),
+        now,
+    };
+    store
+        .import(117, plain(&["gone"]), blocking(1))
+        .await
+        .unwrap();
+    store.delete(117, ids(&["gone"]), 2).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..12i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = format!("k{t}");
+            let items = plain(&[own.as_str(), "gone", own.as_str()]);
+            let out = store.import(117, items, blocking(10 + t)).await.unwrap();
+            (t, own, out)
+        }));
+    }
+    for task in tasks {
+        let (t, own, out) = task.await.unwrap();
+        assert_eq!(
+            out,
+            vec![
+                ImportOutcome::Created,
+                ImportOutcome::ReimportBlocked,
+                ImportOutcome::Updated
+            ]
+        );
+        assert_eq!(
+            store
+                .account(117, id(&own))
+                .await
+                .unwrap()
+                .unwrap()
+                .created_at,
+            10 + t
+        );
+    }
+    assert_eq!(
+        store.check(117, &refs(&["gone"])).await.unwrap(),
+        vec![false]
+    );
+    assert_eq!(store.account_count(117).await.unwrap(), 12);
 }

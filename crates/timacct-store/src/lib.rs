@@ -32,6 +32,9 @@ pub mod conformance;
 // Used by every engine; without one there is nothing to plan.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod import_policy;
+// The in-memory set of UserIDs `account_check` answers from, in both engines.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod index;
 mod model;
 mod open;
 #[cfg(feature = "postgres")]

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::reads::{account_in, check_in, count_in};
-use super::writes::{delete_in, import_in};
+use super::writes::delete_in;
 use super::PostgresStore;
 use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
@@ -35,11 +35,25 @@ impl AccountStore for PostgresStore {
         items: Vec<ImportItem>,
         policy: ImportPolicy,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
-        call!(self, |client| import_in(client, app, &items, policy))
+        // Folded with the other calls to the app waiting in this instance (see `group`).
+        self.shared
+            .groups
+            .import(&self.pool, &self.options, app, items, policy)
+            .await
     }
 
-    /// Always the database, never memory: another instance may have written a moment ago.
+    /// From this instance's in-memory index, once a round of the change feed that started
+    /// after this call has been applied: another instance may have written a moment ago (see
+    /// `feed` for why that is enough). The database answers while the index is loading.
     async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError> {
+        if let Some(answer) = self
+            .shared
+            .feeds
+            .check(app, ids, &self.pool, &self.options)
+            .await
+        {
+            return answer;
+        }
         call!(self, |client| check_in(client, app, ids))
     }
 

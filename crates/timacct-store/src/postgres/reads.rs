@@ -22,7 +22,9 @@ const ACCOUNT: &str =
 /// The app's account count, kept in the same transactions as its accounts (no `count(*)`).
 pub(super) const COUNT: &str = "SELECT accounts FROM app_stats WHERE sdkappid = $1";
 
-/// `check`: one query for the whole batch; an answer per id, in order.
+/// The reads' statements, prepared when the pool is warmed.
+pub(super) const ALL: &[&str] = &[EXISTING, ACCOUNT, COUNT];
+/// `check` while the app's in-memory index is not loaded yet (see [`super::feed`]): one query for the whole batch; an answer per id, in order.
 pub(super) async fn check_in(
     client: &mut Client,
     app: u32,

@@ -24,7 +24,16 @@ pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
 /// byte for byte, which `COLLATE "C"` gives (and it keeps the primary-key index in byte
 /// order). Nick and FaceUrl are `BYTEA` because a JSON string may carry U+0000, which
 /// PostgreSQL `TEXT` cannot hold; UserIDs cannot (control characters are rejected).
-const MIGRATIONS: &[&str] = &["
+///
+/// Version 2 is the change feed every instance's in-memory index follows (see
+/// [`super::feed`]): each write transaction of an app takes the next number of the app's
+/// sequence (`app_stats.seq`, under the app's lock) and stamps it on every account row it
+/// creates and every tombstone it writes, so "what changed after `n`" is two index range
+/// scans, and needs no log of its own to prune: a row changed twice shows only its latest
+/// state, which is all an index needs. Rows from before version 2 carry 0, which the initial
+/// load reads anyway.
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE accounts (
     sdkappid   BIGINT NOT NULL,
     user_id    TEXT COLLATE \"C\" NOT NULL,
@@ -43,7 +52,15 @@ CREATE TABLE app_stats (
     sdkappid BIGINT PRIMARY KEY,
     accounts BIGINT NOT NULL
 );
-"];
+",
+    "
+ALTER TABLE accounts ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tombstones ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE app_stats ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX accounts_by_seq ON accounts (sdkappid, seq);
+CREATE INDEX tombstones_by_seq ON tombstones (sdkappid, seq);
+",
+];
 
 /// Bring the schema up to [`LATEST`].
 pub(super) async fn migrate(

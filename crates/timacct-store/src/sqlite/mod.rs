@@ -7,7 +7,6 @@
 //! others) and commits once: concurrent writers share one fsync (group commit). Reads use a
 //! small pool of read-only connections, which WAL lets run beside the writer.
 
-mod index;
 mod integrity;
 mod writer;
 mod writes;
@@ -21,11 +20,11 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::index::AccountIndex;
 use crate::{
     Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
     UserId, UserIdRef,
 };
-use index::AccountIndex;
 use writer::{Job, Write, Writer};
 use writes::{Delete, Import};
 
@@ -62,7 +61,7 @@ struct Inner {
     writes: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
-    /// Every stored UserID, once the writer has loaded them; see [`index`].
+    /// Every stored UserID, once the writer has loaded them; see [`crate::index`].
     index: Arc<RwLock<AccountIndex>>,
     index_ready: Arc<AtomicBool>,
 }

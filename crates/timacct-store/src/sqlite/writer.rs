@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::index::{AccountIndex, IndexChange};
+use crate::index::{AccountIndex, IndexChange};
 use crate::StoreError;
 
 /// The most writes folded into one transaction; bounds the latency one commit can add.

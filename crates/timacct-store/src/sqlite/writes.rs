@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::index::IndexChange;
 use super::writer::Write;
+use crate::index::IndexChange;
 use crate::{
     import_policy, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError, UserId,
 };

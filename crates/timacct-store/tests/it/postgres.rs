@@ -346,6 +346,74 @@ async fn two_stores_conflicting_writes_stay_consistent() {
     assert_eq!(b.account_count(APP).await.unwrap(), live as u64);
 }
 
+/// Read-your-writes across instances once each answers `account_check` from its own
+/// in-memory index: an import or delete acknowledged by one store is seen by the very next
+/// check through the other, every time, while other checks keep both stores' rounds busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_check_through_another_store_sees_every_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let Some(db) = database().await else {
+        return;
+    };
+    let a = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    a.import(21, vec![ImportItem::id_only(id("seed"))], policy(1))
+        .await
+        .unwrap();
+    // Started after the app exists: its index loads what is already there.
+    let b = Arc::new(
+        PostgresStore::connect_with(&db.url(), small_pool())
+            .await
+            .unwrap(),
+    );
+    // An app's index loads on its first check.
+    for store in [&a, &b] {
+        assert_eq!(store.check(21, &refs(&["seed"])).await.unwrap(), vec![true]);
+    }
+    assert!(eventually(200, || a.index_ready(21) && b.index_ready(21)).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut noise = Vec::new();
+    for k in 0..4 {
+        let store = if k % 2 == 0 { a.clone() } else { b.clone() };
+        let stop = stop.clone();
+        noise.push(tokio::spawn(async move {
+            while !stop.load(Relaxed) {
+                assert_eq!(store.check(21, &refs(&["seed"])).await.unwrap(), vec![true]);
+            }
+        }));
+    }
+    for round in 0..100 {
+        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let name = format!("ryw{}", round % 7);
+        writer
+            .import(21, vec![ImportItem::id_only(id(&name))], policy(round))
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.check(21, &refs(&[name.as_str()])).await.unwrap(),
+            vec![true],
+            "round {round}: import through one store, check through the other"
+        );
+        assert_eq!(
+            reader.delete(21, vec![id(&name)], round).await.unwrap(),
+            vec![DeleteOutcome::Deleted]
+        );
+        assert_eq!(
+            writer.check(21, &refs(&[name.as_str()])).await.unwrap(),
+            vec![false],
+            "round {round}: delete through one store, check through the other"
+        );
+    }
+    stop.store(true, Relaxed);
+    for n in noise {
+        n.await.unwrap();
+    }
+    assert!(a.index_ready(21) && b.index_ready(21));
+}
+
 /// `max_accounts` and tombstones are decided against the shared state, not per store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limits_and_tombstones_hold_across_stores() {

@@ -1,7 +1,9 @@
 //! An in-memory set of every stored UserID, so that `account_check` does no SQL at all.
 //!
-//! It is changed only by the writer thread, and only after the transaction that made the
-//! change has committed, so it never shows a write that is not durable. Memory is kept small
+//! It is changed only after the transaction that made a change has committed, so it never
+//! shows a write that is not durable: in SQLite by the writer thread after each commit, in
+//! PostgreSQL by each instance's change feed (`postgres::feed`), which applies what the
+//! database has committed, whoever wrote it. Memory is kept small
 //! for millions of accounts: each app stores its UserIDs back to back in one byte arena
 //! (`[len][bytes]`), and its hash table holds 8-byte slots (a 32-bit tag of the hash and a
 //! 4-byte offset into that arena).
@@ -22,12 +24,12 @@ use hashbrown::DefaultHashBuilder;
 
 /// Every app's UserIDs.
 #[derive(Default)]
-pub(super) struct AccountIndex {
+pub(crate) struct AccountIndex {
     apps: HashMap<u32, AppIndex>,
 }
 
 /// A change to apply once its transaction has committed.
-pub(super) enum IndexChange {
+pub(crate) enum IndexChange {
     Insert(u32, String),
     Remove(u32, String),
 }
@@ -35,31 +37,31 @@ pub(super) enum IndexChange {
 impl AccountIndex {
     /// One look-up at a time: what the batched [`AccountIndex::contains_all`] is tested against.
     #[cfg(test)]
-    pub(super) fn contains(&self, app: u32, user_id: &str) -> bool {
+    pub(crate) fn contains(&self, app: u32, user_id: &str) -> bool {
         self.apps.get(&app).is_some_and(|a| a.contains(user_id))
     }
 
     /// Whether each of `ids` exists in `app`: one app lookup for the whole batch.
-    pub(super) fn contains_all<S: AsRef<str>>(&self, app: u32, ids: &[S]) -> Vec<bool> {
+    pub(crate) fn contains_all<S: AsRef<str>>(&self, app: u32, ids: &[S]) -> Vec<bool> {
         match self.apps.get(&app) {
             Some(a) => a.contains_all(ids),
             None => vec![false; ids.len()],
         }
     }
 
-    pub(super) fn insert(&mut self, app: u32, user_id: &str) {
+    pub(crate) fn insert(&mut self, app: u32, user_id: &str) {
         self.apps.entry(app).or_default().insert(user_id);
     }
 
     /// Make room for `n` more UserIDs of `app` at once, so that loading them never grows
     /// (and so re-hashes) the table on the way.
-    pub(super) fn reserve_exact(&mut self, app: u32, n: usize) {
+    pub(crate) fn reserve_exact(&mut self, app: u32, n: usize) {
         self.apps.entry(app).or_default().reserve_exact(n);
     }
 
     /// Start filling the index from rows that are distinct by construction (the table's
     /// primary key is `(sdkappid, user_id)`); see [`Loader`].
-    pub(super) fn loader(self) -> Loader {
+    pub(crate) fn loader(self) -> Loader {
         Loader {
             index: self,
             app: None,
@@ -67,7 +69,7 @@ impl AccountIndex {
         }
     }
 
-    pub(super) fn apply(&mut self, change: IndexChange) {
+    pub(crate) fn apply(&mut self, change: IndexChange) {
         match change {
             IndexChange::Insert(app, id) => self.insert(app, &id),
             IndexChange::Remove(app, id) => {
@@ -79,8 +81,7 @@ impl AccountIndex {
     }
 
     /// Number of UserIDs held, over all apps.
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.apps.values().map(|a| a.len).sum()
     }
 }
@@ -96,7 +97,7 @@ const LOAD_BATCH: usize = 64;
 /// (the same miss, one after the other). Rows from the primary key need no duplicate check;
 /// the loader copies each key to the arena, and every [`LOAD_BATCH`] keys it reads all
 /// their home slots in one pass (independent loads that overlap) before placing them.
-pub(super) struct Loader {
+pub(crate) struct Loader {
     index: AccountIndex,
     /// The app whose keys `batch` holds.
     app: Option<u32>,
@@ -106,7 +107,7 @@ pub(super) struct Loader {
 
 impl Loader {
     /// Add a UserID known not to be in the index already.
-    pub(super) fn push(&mut self, app: u32, user_id: &str) {
+    pub(crate) fn push(&mut self, app: u32, user_id: &str) {
         if self.app != Some(app) {
             self.flush();
             self.app = Some(app);
@@ -132,7 +133,7 @@ impl Loader {
         self.batch.clear();
     }
 
-    pub(super) fn finish(mut self) -> AccountIndex {
+    pub(crate) fn finish(mut self) -> AccountIndex {
         self.flush();
         self.index
     }
