@@ -123,6 +123,11 @@ pub(super) struct AppFeed {
     /// millions of entries takes a while), and a check waiting for them must not hold up
     /// the server's event loop meanwhile.
     index: RwLock<AccountIndex>,
+    /// The newest round (or load) whose changes reached the index; taken only while the
+    /// index's write lock is held. A round cut short by its timeout may leave a chunk still
+    /// being applied on its blocking thread after the next round has begun: that chunk, older
+    /// than what the next round applies, must not land after it (see [`apply`]).
+    newest_applied: parking_lot::Mutex<u64>,
     /// Rounds started so far. A check reads it to know which round starts after it arrived.
     started: Mutex<u64>,
     /// A check wants a round.
@@ -173,6 +178,7 @@ impl Feeds {
             ready: AtomicBool::new(false),
             loaded: watch::channel(false).0,
             index: RwLock::new(AccountIndex::default()),
+            newest_applied: parking_lot::Mutex::new(0),
             started: Mutex::new(0),
             wake: Notify::new(),
             done,
@@ -246,7 +252,13 @@ async fn follow(
             match tokio::time::timeout(LOAD_TIMEOUT, load(&pool, feed.app)).await {
                 Ok(Ok((index, head))) => {
                     let accounts = index.len();
-                    *feed.index.write().await = index;
+                    let mut current = feed.index.write().await;
+                    *current = index;
+                    // Whatever a round started before still has in flight is older than
+                    // this load; the next round (numbered one more than those) is not.
+                    let next_round = *feed.started.lock() + 1;
+                    *feed.newest_applied.lock() = next_round;
+                    drop(current);
                     tracing::info!(
                         app = feed.app,
                         accounts,
@@ -288,7 +300,7 @@ async fn follow(
                 *started += 1;
                 *started
             };
-            let result = bounded_by(&options, sync(&pool, &feed, applied)).await;
+            let result = bounded_by(&options, sync(&pool, &feed, applied, n)).await;
             let ok = match result {
                 Ok(head) => {
                     applied = head;
@@ -363,6 +375,7 @@ async fn sync(
     pool: &deadpool_postgres::Pool,
     feed: &Arc<AppFeed>,
     applied: i64,
+    round: u64,
 ) -> Result<i64, StoreError> {
     let mut conn = checkout_from(pool).await?;
     let client: &super::reads::Client = conn.client()?;
@@ -392,10 +405,10 @@ async fn sync(
                 _ => changes.push(IndexChange::Remove(feed.app, row.try_get(2)?)),
             }
             if changes.len() >= APPLY_CHUNK {
-                apply(feed, &mut changes).await?;
+                apply(feed, &mut changes, round).await?;
             }
         }
-        apply(feed, &mut changes).await?;
+        apply(feed, &mut changes, round).await?;
         Ok::<i64, StoreError>(head)
     };
     let (head, ()) = tokio::try_join!(read, async { commit.await.map_err(StoreError::from) })?;
@@ -403,11 +416,18 @@ async fn sync(
     Ok(head)
 }
 
-/// Apply `changes` to the index, emptying it, on a blocking thread: one insert may grow a
-/// table of millions of entries, which takes long enough to matter to the event loop. The
-/// order within one round does not matter: a UserID appears in at most one of the two tables
-/// in a snapshot, so at most once.
-async fn apply(feed: &Arc<AppFeed>, changes: &mut Vec<IndexChange>) -> Result<(), StoreError> {
+/// Apply `changes` of round `round` to the index, emptying it, on a blocking thread: one
+/// insert may grow a table of millions of entries, which takes long enough to matter to the
+/// event loop. The order within one round does not matter: a UserID appears in at most one of
+/// the two tables in a snapshot, so at most once. Across rounds it does: a chunk of a round
+/// that was cut short (its task goes on when the round's future is dropped) is skipped once a
+/// newer round has applied anything, since that round read everything after the same point,
+/// in a newer snapshot.
+async fn apply(
+    feed: &Arc<AppFeed>,
+    changes: &mut Vec<IndexChange>,
+    round: u64,
+) -> Result<(), StoreError> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -415,6 +435,11 @@ async fn apply(feed: &Arc<AppFeed>, changes: &mut Vec<IndexChange>) -> Result<()
     let feed = feed.clone();
     tokio::task::spawn_blocking(move || {
         let mut index = feed.index.blocking_write();
+        let mut newest = feed.newest_applied.lock();
+        if round < *newest {
+            return;
+        }
+        *newest = round;
         for c in batch {
             index.apply(c);
         }
