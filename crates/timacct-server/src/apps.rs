@@ -2,9 +2,11 @@
 //! rate limiter, its import rules), and the registry that finds one by SDKAppID.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use timacct_proto::unix_now;
 use timacct_store::ImportPolicy;
 
 use crate::api::rate_limit::{Limiter, RedisRateLimiter};
@@ -19,6 +21,9 @@ pub(crate) struct App {
     pub config: AppConfig,
     admins: HashSet<String>,
     limiter: Limiter,
+    /// How far the app's clock runs ahead of the wall clock, in seconds (the emulator's
+    /// time travel; 0 unless moved forward).
+    clock_offset: AtomicI64,
 }
 
 impl App {
@@ -31,6 +36,7 @@ impl App {
         App {
             admins: config.admins.iter().cloned().collect(),
             limiter,
+            clock_offset: AtomicI64::new(0),
             config,
         }
     }
@@ -39,6 +45,24 @@ impl App {
     /// emulator controls).
     pub fn is_admin(&self, identifier: &str) -> bool {
         self.admins.contains(identifier)
+    }
+
+    /// The app's clock, in Unix seconds: the wall clock plus the app's time-travel offset.
+    /// UserSig expiry, kick cut-offs, PushOnline's 7 days and tombstones read this clock;
+    /// rate limits read the wall clock.
+    pub fn now(&self) -> i64 {
+        unix_now().saturating_add(self.clock_offset())
+    }
+
+    /// How far the app's clock runs ahead of the wall clock, in seconds.
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    #[allow(dead_code)] // the emulator controls set it (issue: emulator controls)
+    /// Move the app's clock: its offset becomes `offset` seconds (never negative).
+    pub fn set_clock_offset(&self, offset: i64) {
+        self.clock_offset.store(offset.max(0), Ordering::Relaxed);
     }
 
     /// Its rate limiter.

@@ -1,8 +1,8 @@
 //! `account_delete`: up to 100 accounts, where the app's plan allows it.
 
 use timacct_proto::{
-    invalid_user_id_info, unix_now, AccountDeleteResponse, ApiError, BatchKind, DeleteResultItem,
-    ErrorCode, UserIdBatch, ACCOUNT_NOT_EXIST_INFO,
+    invalid_user_id_info, AccountDeleteResponse, ApiError, BatchKind, DeleteResultItem, ErrorCode,
+    UserIdBatch, ACCOUNT_NOT_EXIST_INFO,
 };
 use timacct_store::{DeleteOutcome, UserId};
 
@@ -27,7 +27,7 @@ pub(crate) async fn answer(state: &AppState, app: &App, body: &[u8]) -> Reply {
         state
             .inner
             .store
-            .delete(app.config.sdkappid, valid, unix_now())
+            .delete(app.config.sdkappid, valid, app.now())
             .await?
     };
     let mut outcomes = outcomes.into_iter();

@@ -1,8 +1,7 @@
 //! `account_import`: one account, with an optional profile.
 
 use timacct_proto::{
-    parse_body, unix_now, AccountImportRequest, ApiError, Envelope, ErrorCode,
-    MAX_PROFILE_FIELD_BYTES,
+    parse_body, AccountImportRequest, ApiError, Envelope, ErrorCode, MAX_PROFILE_FIELD_BYTES,
 };
 use timacct_store::{ImportItem, ImportOutcome};
 
@@ -35,7 +34,7 @@ pub(crate) async fn answer(state: &AppState, app: &App, body: &[u8]) -> Reply {
         .import(
             app.config.sdkappid,
             vec![item],
-            app.import_policy(unix_now()),
+            app.import_policy(app.now()),
         )
         .await?;
     match outcome.first() {

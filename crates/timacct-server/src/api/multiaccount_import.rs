@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use timacct_proto::{
-    check_batch_len, parse_body, unix_now, MultiAccountImportRequest, MultiAccountImportResponse,
+    check_batch_len, parse_body, MultiAccountImportRequest, MultiAccountImportResponse,
 };
 use timacct_store::{ImportItem, UserId};
 
@@ -66,7 +66,7 @@ pub(crate) async fn answer(state: &AppState, app: &App, body: &[u8]) -> Reply {
         state
             .inner
             .store
-            .import(app.config.sdkappid, items, app.import_policy(unix_now()))
+            .import(app.config.sdkappid, items, app.import_policy(app.now()))
             .await?
     };
     let mut last_ok: HashMap<&str, bool> = HashMap::with_capacity(entries.len());

@@ -8,7 +8,7 @@ mod sig_cache;
 
 use std::sync::Arc;
 
-use timacct_proto::{unix_now, Api, ApiError, ApiQuery, ErrorCode};
+use timacct_proto::{Api, ApiError, ApiQuery, ErrorCode};
 use timacct_usersig::{ExpectUserbuf, VerifyError};
 
 use crate::apps::App;
@@ -26,7 +26,7 @@ pub(crate) fn verify_usersig(
     usersig: &str,
 ) -> Result<(), ApiError> {
     let sdkappid = app.config.sdkappid;
-    let now = unix_now();
+    let now = app.now();
     let expires_at = match state.inner.sigs.expiry(usersig, sdkappid, identifier) {
         Some(expires_at) => expires_at,
         None => {
@@ -116,6 +116,7 @@ mod tests {
     use super::*;
     use crate::config::{AppConfig, SecretKey};
     use crate::ServerBuilder;
+    use timacct_proto::unix_now;
 
     fn state(key: &str) -> (tempfile::TempDir, AppState) {
         let dir = tempfile::tempdir().unwrap();
