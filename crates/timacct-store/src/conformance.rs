@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use crate::{
-    AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdRef,
+    AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PushOnline, UserId,
+    UserIdRef,
 };
 
 /// Expand to one test per conformance case for the backend `$make` builds: an async
@@ -28,7 +29,11 @@ macro_rules! conformance_suite {
             account_count_tracks_imports_and_deletes, check_follows_every_write_at_once,
             concurrent_imports_of_the_same_ids_create_each_once,
             concurrent_imports_respect_max_accounts_exactly,
-            concurrent_imports_keep_each_calls_outcomes);
+            concurrent_imports_keep_each_calls_outcomes,
+            kick_sets_a_cutoff_only_for_existing_accounts, kick_cutoff_never_moves_back,
+            push_online_is_kept_per_platform_for_existing_accounts,
+            kick_clears_push_online, delete_sets_the_cutoff_and_clears_push_online,
+            session_state_is_isolated_by_app);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -486,4 +491,128 @@ pub async fn concurrent_imports_keep_each_calls_outcomes(store: Arc<dyn AccountS
         vec![false]
     );
     assert_eq!(store.account_count(117).await.unwrap(), 12);
+}
+
+fn push(user: &str, platform: &str, until: i64) -> PushOnline {
+    PushOnline {
+        user_id: id(user),
+        platform: platform.to_owned(),
+        until,
+    }
+}
+
+/// A kick of an account that exists stores its cut-off; a kick of one that does not is
+/// refused (the API's 70107) and stores nothing.
+pub async fn kick_sets_a_cutoff_only_for_existing_accounts(store: Arc<dyn AccountStore>) {
+    store.import(140, plain(&["k"]), policy(1)).await.unwrap();
+    assert_eq!(store.cutoff(140, id("k")).await.unwrap(), None);
+    assert!(store.kick(140, id("k"), 5_000).await.unwrap());
+    assert_eq!(store.cutoff(140, id("k")).await.unwrap(), Some(5_000));
+    assert!(!store.kick(140, id("ghost"), 5_000).await.unwrap());
+    assert_eq!(store.cutoff(140, id("ghost")).await.unwrap(), None);
+    assert_eq!(store.cutoffs(140).await.unwrap(), vec![(id("k"), 5_000)]);
+}
+
+/// A later kick moves the cut-off forward; an earlier one (a clock behind another
+/// instance's) leaves it: a UserSig refused once is never accepted again.
+pub async fn kick_cutoff_never_moves_back(store: Arc<dyn AccountStore>) {
+    store.import(141, plain(&["k"]), policy(1)).await.unwrap();
+    assert!(store.kick(141, id("k"), 5_000).await.unwrap());
+    assert!(store.kick(141, id("k"), 6_000).await.unwrap());
+    assert_eq!(store.cutoff(141, id("k")).await.unwrap(), Some(6_000));
+    assert!(store.kick(141, id("k"), 4_000).await.unwrap());
+    assert_eq!(store.cutoff(141, id("k")).await.unwrap(), Some(6_000));
+}
+
+/// PushOnline times are kept per user and platform, overwritten and cleared one platform at a
+/// time, and never recorded for an account that does not exist.
+pub async fn push_online_is_kept_per_platform_for_existing_accounts(store: Arc<dyn AccountStore>) {
+    store
+        .import(142, plain(&["a", "b"]), policy(1))
+        .await
+        .unwrap();
+    let set = |user: &str, platform: &str, until: Option<i64>| {
+        store.set_push_online(142, id(user), platform.to_owned(), until)
+    };
+    set("b", "iPhone", Some(100)).await.unwrap();
+    set("a", "Android", Some(200)).await.unwrap();
+    set("a", "iPad", Some(300)).await.unwrap();
+    set("a", "Android", Some(250)).await.unwrap();
+    set("ghost", "iPhone", Some(400)).await.unwrap();
+    assert_eq!(
+        store.push_online(142).await.unwrap(),
+        vec![
+            push("a", "Android", 250),
+            push("a", "iPad", 300),
+            push("b", "iPhone", 100)
+        ]
+    );
+    set("a", "Android", None).await.unwrap();
+    assert_eq!(
+        store.push_online(142).await.unwrap(),
+        vec![push("a", "iPad", 300), push("b", "iPhone", 100)]
+    );
+}
+
+/// A kick leaves no platform of the user PushOnline, and other users' times alone.
+pub async fn kick_clears_push_online(store: Arc<dyn AccountStore>) {
+    store
+        .import(143, plain(&["a", "b"]), policy(1))
+        .await
+        .unwrap();
+    for (user, platform) in [("a", "iPhone"), ("a", "Android"), ("b", "iPad")] {
+        store
+            .set_push_online(143, id(user), platform.to_owned(), Some(99))
+            .await
+            .unwrap();
+    }
+    assert!(store.kick(143, id("a"), 50).await.unwrap());
+    assert_eq!(
+        store.push_online(143).await.unwrap(),
+        vec![push("b", "iPad", 99)]
+    );
+}
+
+/// A deletion sets the deleted users' cut-off to its time and clears their PushOnline times;
+/// a re-import keeps the cut-off (sigs issued before the deletion stay refused).
+pub async fn delete_sets_the_cutoff_and_clears_push_online(store: Arc<dyn AccountStore>) {
+    store
+        .import(144, plain(&["a", "b"]), policy(1))
+        .await
+        .unwrap();
+    store
+        .set_push_online(144, id("a"), "iPhone".to_owned(), Some(99))
+        .await
+        .unwrap();
+    store
+        .set_push_online(144, id("b"), "iPhone".to_owned(), Some(99))
+        .await
+        .unwrap();
+    let out = store.delete(144, ids(&["a", "zz"]), 7_000).await.unwrap();
+    assert_eq!(out, vec![DeleteOutcome::Deleted, DeleteOutcome::NotFound]);
+    assert_eq!(store.cutoff(144, id("a")).await.unwrap(), Some(7_000));
+    assert_eq!(store.cutoff(144, id("zz")).await.unwrap(), None);
+    assert_eq!(
+        store.push_online(144).await.unwrap(),
+        vec![push("b", "iPhone", 99)]
+    );
+    store
+        .import(144, plain(&["a"]), policy(8_000))
+        .await
+        .unwrap();
+    assert_eq!(store.cutoff(144, id("a")).await.unwrap(), Some(7_000));
+}
+
+/// Cut-offs and PushOnline times of one app are invisible to another.
+pub async fn session_state_is_isolated_by_app(store: Arc<dyn AccountStore>) {
+    store.import(145, plain(&["u"]), policy(1)).await.unwrap();
+    store.import(146, plain(&["u"]), policy(1)).await.unwrap();
+    assert!(store.kick(145, id("u"), 10).await.unwrap());
+    store
+        .set_push_online(145, id("u"), "iPhone".to_owned(), Some(99))
+        .await
+        .unwrap();
+    assert_eq!(store.cutoff(146, id("u")).await.unwrap(), None);
+    assert!(store.cutoffs(146).await.unwrap().is_empty());
+    assert!(store.push_online(146).await.unwrap().is_empty());
 }

@@ -43,7 +43,8 @@ pub mod postgres;
 mod sqlite;
 
 pub use model::{
-    Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId, UserIdError, UserIdRef,
+    Account, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PushOnline, UserId,
+    UserIdError, UserIdRef,
 };
 pub use open::{open, OpenOptions, OpenedStore, PostgresOptions, Target};
 #[cfg(feature = "postgres")]
@@ -110,7 +111,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn check(&self, app: u32, ids: &[UserIdRef<'_>]) -> Result<Vec<bool>, StoreError>;
 
     /// Delete accounts and their profiles, leaving a tombstone dated `now`; one outcome per
-    /// id, in order.
+    /// id, in order. A deleted account's kick cut-off becomes `now` (as [`Self::kick`] sets
+    /// it), so UserSigs issued before the deletion never log in again, even after a
+    /// re-import; its PushOnline times are cleared.
     async fn delete(
         &self,
         app: u32,
@@ -123,4 +126,33 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// How many accounts the app has.
     async fn account_count(&self, app: u32) -> Result<u64, StoreError>;
+
+    // What a user's sessions leave behind, durable so that it survives a restart and is
+    // shared by every instance. Live sessions themselves are not stored: a restart ends them.
+
+    /// Kick `id`: its cut-off becomes `at` (a later cut-off already stored stays), so every
+    /// UserSig issued at or before `at` is refused from now on, and its PushOnline times are
+    /// cleared. `false`, with nothing changed, when the account does not exist.
+    async fn kick(&self, app: u32, id: UserId, at: i64) -> Result<bool, StoreError>;
+
+    /// The user's cut-off (set by a kick or a deletion), if any.
+    async fn cutoff(&self, app: u32, id: UserId) -> Result<Option<i64>, StoreError>;
+
+    /// Every cut-off of the app, for an instance's start-up.
+    async fn cutoffs(&self, app: u32) -> Result<Vec<(UserId, i64)>, StoreError>;
+
+    /// Record that `platform` of `id` is PushOnline until `until`, or clear it (`None`).
+    /// Nothing is recorded for an account that does not exist (it may have been deleted while
+    /// its session was ending).
+    async fn set_push_online(
+        &self,
+        app: u32,
+        id: UserId,
+        platform: String,
+        until: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Every PushOnline time of the app, expired ones included (the caller compares them with
+    /// the app's clock), in byte order of UserID then platform.
+    async fn push_online(&self, app: u32) -> Result<Vec<PushOnline>, StoreError>;
 }

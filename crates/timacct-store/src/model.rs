@@ -79,3 +79,17 @@ pub struct Account {
     /// Unix time of creation, in seconds.
     pub created_at: i64,
 }
+
+/// A platform of a user that stays PushOnline (offline push still delivered) until a time,
+/// after a mobile session ended. Stored so that the state survives a restart and is shared
+/// by every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOnline {
+    /// The account.
+    pub user_id: UserId,
+    /// The platform's name as the sessions module spells it (e.g. `iPhone`); the store
+    /// keeps it as given.
+    pub platform: String,
+    /// Unix time, in seconds, until which the platform is PushOnline.
+    pub until: i64,
+}

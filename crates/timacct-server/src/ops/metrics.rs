@@ -51,8 +51,24 @@ pub(crate) enum StoreOp {
     Delete = 2,
     Account = 3,
     AccountCount = 4,
+    Kick = 5,
+    Cutoff = 6,
+    Cutoffs = 7,
+    SetPushOnline = 8,
+    PushOnline = 9,
 }
-const STORE_OPS: [&str; 5] = ["import", "check", "delete", "account", "account_count"];
+const STORE_OPS: [&str; 10] = [
+    "import",
+    "check",
+    "delete",
+    "account",
+    "account_count",
+    "kick",
+    "cutoff",
+    "cutoffs",
+    "set_push_online",
+    "push_online",
+];
 
 /// Why a connection or request was cut short.
 #[derive(Debug, Clone, Copy)]

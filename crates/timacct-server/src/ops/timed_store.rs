@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use timacct_store::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId, UserIdRef,
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PushOnline,
+    StoreError, UserId, UserIdRef,
 };
 
 use super::metrics::{Metrics, StoreOp};
@@ -68,6 +68,47 @@ impl AccountStore for TimedStore {
         let started = Instant::now();
         let result = self.inner.account_count(app).await;
         self.record(StoreOp::AccountCount, started, &result);
+        result
+    }
+
+    async fn kick(&self, app: u32, id: UserId, at: i64) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.kick(app, id, at).await;
+        self.record(StoreOp::Kick, started, &result);
+        result
+    }
+
+    async fn cutoff(&self, app: u32, id: UserId) -> Result<Option<i64>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.cutoff(app, id).await;
+        self.record(StoreOp::Cutoff, started, &result);
+        result
+    }
+
+    async fn cutoffs(&self, app: u32) -> Result<Vec<(UserId, i64)>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.cutoffs(app).await;
+        self.record(StoreOp::Cutoffs, started, &result);
+        result
+    }
+
+    async fn set_push_online(
+        &self,
+        app: u32,
+        id: UserId,
+        platform: String,
+        until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.inner.set_push_online(app, id, platform, until).await;
+        self.record(StoreOp::SetPushOnline, started, &result);
+        result
+    }
+
+    async fn push_online(&self, app: u32) -> Result<Vec<PushOnline>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.push_online(app).await;
+        self.record(StoreOp::PushOnline, started, &result);
         result
     }
 }

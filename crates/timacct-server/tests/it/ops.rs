@@ -140,6 +140,42 @@ impl AccountStore for Unreachable {
     async fn account_count(&self, _: u32) -> Result<u64, timacct_store::StoreError> {
         Err(down())
     }
+    async fn kick(
+        &self,
+        _: u32,
+        _: timacct_store::UserId,
+        _: i64,
+    ) -> Result<bool, timacct_store::StoreError> {
+        Err(down())
+    }
+    async fn cutoff(
+        &self,
+        _: u32,
+        _: timacct_store::UserId,
+    ) -> Result<Option<i64>, timacct_store::StoreError> {
+        Err(down())
+    }
+    async fn cutoffs(
+        &self,
+        _: u32,
+    ) -> Result<Vec<(timacct_store::UserId, i64)>, timacct_store::StoreError> {
+        Err(down())
+    }
+    async fn set_push_online(
+        &self,
+        _: u32,
+        _: timacct_store::UserId,
+        _: String,
+        _: Option<i64>,
+    ) -> Result<(), timacct_store::StoreError> {
+        Err(down())
+    }
+    async fn push_online(
+        &self,
+        _: u32,
+    ) -> Result<Vec<timacct_store::PushOnline>, timacct_store::StoreError> {
+        Err(down())
+    }
 }
 
 fn down() -> timacct_store::StoreError {

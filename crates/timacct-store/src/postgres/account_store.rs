@@ -5,11 +5,12 @@
 use async_trait::async_trait;
 
 use super::reads::{account_in, check_in, count_in};
+use super::sessions::{cutoff_in, cutoffs_in, kick_in, push_online_in, set_push_in};
 use super::writes::delete_in;
 use super::PostgresStore;
 use crate::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId, UserIdRef,
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PushOnline,
+    StoreError, UserId, UserIdRef,
 };
 
 /// Each call: check a connection out, run, and give the connection back only on success.
@@ -72,5 +73,33 @@ impl AccountStore for PostgresStore {
 
     async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
         call!(self, |client| count_in(client, app))
+    }
+
+    async fn kick(&self, app: u32, id: UserId, at: i64) -> Result<bool, StoreError> {
+        call!(self, |client| kick_in(client, app, &id, at))
+    }
+
+    async fn cutoff(&self, app: u32, id: UserId) -> Result<Option<i64>, StoreError> {
+        call!(self, |client| cutoff_in(client, app, &id))
+    }
+
+    async fn cutoffs(&self, app: u32) -> Result<Vec<(UserId, i64)>, StoreError> {
+        call!(self, |client| cutoffs_in(client, app))
+    }
+
+    async fn set_push_online(
+        &self,
+        app: u32,
+        id: UserId,
+        platform: String,
+        until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        call!(self, |client| set_push_in(
+            client, app, &id, &platform, until
+        ))
+    }
+
+    async fn push_online(&self, app: u32) -> Result<Vec<PushOnline>, StoreError> {
+        call!(self, |client| push_online_in(client, app))
     }
 }

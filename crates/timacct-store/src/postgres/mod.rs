@@ -34,6 +34,7 @@ mod group;
 mod pool;
 mod reads;
 mod schema;
+mod sessions;
 #[cfg(feature = "test-support")]
 mod testing;
 mod writes;

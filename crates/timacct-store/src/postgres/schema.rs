@@ -32,6 +32,9 @@ pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
 /// scans, and needs no log of its own to prune: a row changed twice shows only its latest
 /// state, which is all an index needs. Rows from before version 2 carry 0, which the initial
 /// load reads anyway.
+///
+/// Version 3 holds what users' sessions leave behind (see [`super::sessions`]): kick cut-offs
+/// and PushOnline times.
 const MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE accounts (
@@ -59,6 +62,21 @@ ALTER TABLE tombstones ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE app_stats ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX accounts_by_seq ON accounts (sdkappid, seq);
 CREATE INDEX tombstones_by_seq ON tombstones (sdkappid, seq);
+",
+    "
+CREATE TABLE cutoffs (
+    sdkappid BIGINT NOT NULL,
+    user_id  TEXT COLLATE \"C\" NOT NULL,
+    at       BIGINT NOT NULL,
+    PRIMARY KEY (sdkappid, user_id)
+);
+CREATE TABLE push_online (
+    sdkappid BIGINT NOT NULL,
+    user_id  TEXT COLLATE \"C\" NOT NULL,
+    platform TEXT NOT NULL,
+    until    BIGINT NOT NULL,
+    PRIMARY KEY (sdkappid, user_id, platform)
+);
 ",
 ];
 

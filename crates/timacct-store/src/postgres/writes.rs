@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::reads::{app_key, Client, EXISTING};
+use super::sessions::{CLEAR_PUSH_DELETED, CUTOFF_DELETED};
 use crate::{import_policy, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, UserId};
 
 /// Begin the transaction, take the app's write lock (see [`LOCK_APP`]) and read its account
@@ -408,8 +409,8 @@ fn any_tombstones(read: bool, deleted_at: &HashMap<String, i64>) -> bool {
 }
 
 /// `delete`: under the app's lock, one statement deletes every named account that exists;
-/// the tombstones (stamped with the app's next sequence number) and the new count follow
-/// together. The first occurrence of a deleted UserID is `Deleted`, any repeat `NotFound`.
+/// the tombstones (stamped with the app's next sequence number), the new count and the
+/// deleted users' session state (cut-off, PushOnline) follow together. The first occurrence of a deleted UserID is `Deleted`, any repeat `NotFound`.
 pub(super) async fn delete_in(
     client: &mut Client,
     app: u32,
@@ -436,9 +437,15 @@ pub(super) async fn delete_in(
             [&app, &gone, &now, &new_seq];
         let set_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&app, &remaining, &new_seq];
+        let cutoff = txn.prepare_cached(CUTOFF_DELETED).await?;
+        let clear_push = txn.prepare_cached(CLEAR_PUSH_DELETED).await?;
+        let cutoff_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&app, &gone, &now];
+        let clear_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&app, &gone];
         tokio::try_join!(
             txn.execute(&tomb, &tomb_params),
             txn.execute(&set, &set_params),
+            txn.execute(&cutoff, &cutoff_params),
+            txn.execute(&clear_push, &clear_params),
         )?;
     }
     txn.batch_execute("COMMIT").await?;

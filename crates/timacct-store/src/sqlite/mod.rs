@@ -22,11 +22,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::index::AccountIndex;
 use crate::{
-    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, StoreError,
-    UserId, UserIdRef,
+    Account, AccountStore, DeleteOutcome, ImportItem, ImportOutcome, ImportPolicy, PushOnline,
+    StoreError, UserId, UserIdRef,
 };
 use writer::{Job, Write, Writer};
-use writes::{Delete, Import};
+use writes::{Delete, Import, Kick, SetPushOnline};
 
 /// The schema, applied at every open (idempotent).
 const SCHEMA: &str = "
@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS app_stats (
     sdkappid INTEGER PRIMARY KEY,
     accounts INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cutoffs (
+    sdkappid INTEGER NOT NULL,
+    user_id  TEXT    NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (sdkappid, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_online (
+    sdkappid INTEGER NOT NULL,
+    user_id  TEXT    NOT NULL,
+    platform TEXT    NOT NULL,
+    until    INTEGER NOT NULL,
+    PRIMARY KEY (sdkappid, user_id, platform)
+) WITHOUT ROWID;
 ";
 
 /// The SQLite backend. Cheap to clone; all clones share one writer thread.
@@ -284,4 +297,80 @@ impl AccountStore for SqliteStore {
         })
         .await
     }
+
+    async fn kick(&self, app: u32, id: UserId, at: i64) -> Result<bool, StoreError> {
+        self.write(Kick { app, id, at }).await
+    }
+
+    async fn cutoff(&self, app: u32, id: UserId) -> Result<Option<i64>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT at FROM cutoffs WHERE sdkappid = ?1 AND user_id = ?2")?
+                .query_row(rusqlite::params![app, id.as_str()], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn cutoffs(&self, app: u32) -> Result<Vec<(UserId, i64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, at FROM cutoffs WHERE sdkappid = ?1 ORDER BY user_id",
+            )?;
+            let rows = stmt.query_map([app], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, at) = row?;
+                out.push((stored_user_id(id)?, at));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_push_online(
+        &self,
+        app: u32,
+        id: UserId,
+        platform: String,
+        until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.write(SetPushOnline {
+            app,
+            id,
+            platform,
+            until,
+        })
+        .await
+    }
+
+    async fn push_online(&self, app: u32) -> Result<Vec<PushOnline>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, platform, until FROM push_online WHERE sdkappid = ?1
+                 ORDER BY user_id, platform",
+            )?;
+            let rows = stmt.query_map([app], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, platform, until) = row?;
+                out.push(PushOnline {
+                    user_id: stored_user_id(id)?,
+                    platform,
+                    until,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// A UserID read back from the file: written only from a valid [`UserId`], so a failure here
+/// means the file was changed behind the server's back.
+fn stored_user_id(id: String) -> Result<UserId, StoreError> {
+    UserId::parse(id)
+        .map_err(|e| StoreError::Unavailable(format!("the database holds an invalid UserID: {e}")))
 }

@@ -56,6 +56,81 @@ impl Write for Delete {
     }
 }
 
+/// Kick a user: `AccountStore::kick`.
+pub(super) struct Kick {
+    /// The app.
+    pub app: u32,
+    /// The user.
+    pub id: UserId,
+    /// The cut-off.
+    pub at: i64,
+}
+
+impl Write for Kick {
+    type Output = bool;
+
+    fn apply(&mut self, conn: &Connection, _: &mut Vec<IndexChange>) -> Result<bool, StoreError> {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2")?
+            .exists(params![self.app, self.id.as_str()])?;
+        if exists {
+            end_sessions(conn, self.app, self.id.as_str(), self.at)?;
+        }
+        Ok(exists)
+    }
+}
+
+/// Set or clear a PushOnline time: `AccountStore::set_push_online`.
+pub(super) struct SetPushOnline {
+    /// The app.
+    pub app: u32,
+    /// The user.
+    pub id: UserId,
+    /// The platform's name.
+    pub platform: String,
+    /// Until when; `None` clears.
+    pub until: Option<i64>,
+}
+
+impl Write for SetPushOnline {
+    type Output = ();
+
+    fn apply(&mut self, conn: &Connection, _: &mut Vec<IndexChange>) -> Result<(), StoreError> {
+        let (app, id, platform) = (self.app, self.id.as_str(), self.platform.as_str());
+        match self.until {
+            Some(until) => {
+                conn.prepare_cached(
+                    "INSERT INTO push_online (sdkappid, user_id, platform, until)
+                     SELECT ?1, ?2, ?3, ?4
+                     WHERE EXISTS (SELECT 1 FROM accounts WHERE sdkappid = ?1 AND user_id = ?2)
+                     ON CONFLICT (sdkappid, user_id, platform) DO UPDATE SET until = excluded.until",
+                )?
+                .execute(params![app, id, platform, until])?;
+            }
+            None => {
+                conn.prepare_cached(
+                    "DELETE FROM push_online WHERE sdkappid = ?1 AND user_id = ?2 AND platform = ?3",
+                )?
+                .execute(params![app, id, platform])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a kick and a deletion both do to a user's durable session state: the cut-off moves
+/// to `at` (never back), and no platform stays PushOnline.
+fn end_sessions(conn: &Connection, app: u32, id: &str, at: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO cutoffs (sdkappid, user_id, at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sdkappid, user_id) DO UPDATE SET at = max(at, excluded.at)",
+    )?
+    .execute(params![app, id, at])?;
+    conn.prepare_cached("DELETE FROM push_online WHERE sdkappid = ?1 AND user_id = ?2")?
+        .execute(params![app, id])?;
+    Ok(())
+}
+
 /// [`Import`]: read the facts (one lookup per distinct UserID, on cached statements), let
 /// [`import_policy::plan`] decide, then write its changes and the new count.
 fn import(
@@ -143,6 +218,7 @@ fn delete(
     for id in ids {
         if remove.execute(params![app, id.as_str()])? > 0 {
             tombstone.execute(params![app, id.as_str(), now])?;
+            end_sessions(conn, app, id.as_str(), now)?;
             changes.push(IndexChange::Remove(app, id.as_str().to_owned()));
             removed += 1;
             out.push(DeleteOutcome::Deleted);

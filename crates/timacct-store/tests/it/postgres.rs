@@ -59,6 +59,27 @@ impl AccountStore for Fresh {
     async fn account_count(&self, app: u32) -> Result<u64, StoreError> {
         self.store.account_count(app).await
     }
+    async fn kick(&self, app: u32, id: UserId, at: i64) -> Result<bool, StoreError> {
+        self.store.kick(app, id, at).await
+    }
+    async fn cutoff(&self, app: u32, id: UserId) -> Result<Option<i64>, StoreError> {
+        self.store.cutoff(app, id).await
+    }
+    async fn cutoffs(&self, app: u32) -> Result<Vec<(UserId, i64)>, StoreError> {
+        self.store.cutoffs(app).await
+    }
+    async fn set_push_online(
+        &self,
+        app: u32,
+        id: UserId,
+        platform: String,
+        until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.store.set_push_online(app, id, platform, until).await
+    }
+    async fn push_online(&self, app: u32) -> Result<Vec<timacct_store::PushOnline>, StoreError> {
+        self.store.push_online(app).await
+    }
 }
 
 async fn fresh() -> Option<Arc<dyn AccountStore>> {

@@ -52,6 +52,34 @@ async fn data_survives_reopen() {
     assert_eq!(store.account_count(1).await.unwrap(), 1);
 }
 
+/// Kick cut-offs and PushOnline times are durable: a reopened file still has them.
+#[tokio::test]
+async fn session_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timacct.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .import(1, vec![ImportItem::id_only(id("u"))], policy(1))
+            .await
+            .unwrap();
+        assert!(store.kick(1, id("u"), 1_234).await.unwrap());
+        store
+            .set_push_online(1, id("u"), "Android".into(), Some(9_999))
+            .await
+            .unwrap();
+        store.close();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.cutoff(1, id("u")).await.unwrap(), Some(1_234));
+    let push = store.push_online(1).await.unwrap();
+    assert_eq!(push.len(), 1);
+    assert_eq!(
+        (push[0].platform.as_str(), push[0].until),
+        ("Android", 9_999)
+    );
+}
+
 #[test]
 fn userid_rules() {
     assert!(UserId::parse("").is_err());
