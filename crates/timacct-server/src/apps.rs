@@ -22,7 +22,9 @@ pub(crate) struct App {
     admins: HashSet<String>,
     limiter: Limiter,
     /// How far the app's clock runs ahead of the wall clock, in seconds (the emulator's
-    /// time travel; 0 unless moved forward).
+    /// time travel; 0 unless moved forward). Nothing moves it yet: the clock control of the
+    /// emulator will, and everything that reads the app's time already goes through
+    /// [`App::now`].
     clock_offset: AtomicI64,
 }
 
@@ -57,12 +59,6 @@ impl App {
     /// How far the app's clock runs ahead of the wall clock, in seconds.
     pub fn clock_offset(&self) -> i64 {
         self.clock_offset.load(Ordering::Relaxed)
-    }
-
-    #[allow(dead_code)] // the emulator controls set it (issue: emulator controls)
-    /// Move the app's clock: its offset becomes `offset` seconds (never negative).
-    pub fn set_clock_offset(&self, offset: i64) {
-        self.clock_offset.store(offset.max(0), Ordering::Relaxed);
     }
 
     /// Its rate limiter.
